@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# The local stack without Docker: a real Kafka broker (KRaft, jars from Maven
+# Central), Debian's redis-server and clickhouse-server, all on loopback, with
+# data, logs and pids under one folder ($SHOPSTREAM_STACK_DIR, default .stack).
+#
+#   stack.sh up      install what is missing, start what is not running, wait until each answers
+#   stack.sh down    stop what up started, by pid
+#   stack.sh status  one line per service
+#
+# Ports: SHOPSTREAM_KAFKA_PORT (9092), SHOPSTREAM_KAFKA_CONTROLLER_PORT (9093),
+# SHOPSTREAM_REDIS_PORT (6379), SHOPSTREAM_CLICKHOUSE_PORT (9000).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+stack=${SHOPSTREAM_STACK_DIR:-$repo/.stack}
+kafka_port=${SHOPSTREAM_KAFKA_PORT:-9092}
+controller_port=${SHOPSTREAM_KAFKA_CONTROLLER_PORT:-9093}
+redis_port=${SHOPSTREAM_REDIS_PORT:-6379}
+ch_port=${SHOPSTREAM_CLICKHOUSE_PORT:-9000}
+kafka_heap=${SHOPSTREAM_KAFKA_HEAP:-1g}
+wait_seconds=${SHOPSTREAM_STACK_WAIT:-90}
+
+log() { printf 'stack: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+alive() { # pidfile
+  [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+
+install_packages() {
+  local missing=()
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v redis-cli >/dev/null || missing+=(redis-tools)
+  command -v clickhouse-server >/dev/null || missing+=(clickhouse-server)
+  command -v clickhouse-client >/dev/null || missing+=(clickhouse-client)
+  command -v kcat >/dev/null || missing+=(kcat)
+  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || missing+=(maven)
+  ((${#missing[@]} == 0)) && return 0
+  [[ $(id -u) == 0 ]] || die "missing ${missing[*]}; run as root or install them: apt-get install ${missing[*]}"
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >"$stack/logs/apt.log" 2>&1 || die "apt-get update failed, see $stack/logs/apt.log"
+  # The packages try to start their system services; policy-rc.d may refuse,
+  # which is fine: this script starts its own instances.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$stack/logs/apt.log" 2>&1 ||
+    die "apt-get install ${missing[*]} failed, see $stack/logs/apt.log"
+}
+
+kafka_jars() {
+  local libs=$stack/kafka/libs stamp
+  stamp=$(sha256sum "$here/pom.xml" | cut -c1-16)
+  if [[ -f $libs/.complete && $(cat "$libs/.complete") == "$stamp" ]]; then return 0; fi
+  log "resolving Kafka jars from Maven Central"
+  rm -rf "$libs" && mkdir -p "$libs"
+  mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$libs" -DincludeScope=runtime >"$stack/logs/maven.log" 2>&1 ||
+    die "maven could not resolve the Kafka jars, see $stack/logs/maven.log"
+  echo "$stamp" >"$libs/.complete"
+}
+
+java_args=(-Xms256m "-Xmx$kafka_heap" -XX:+UseG1GC -Djava.awt.headless=true
+  "-Dlog4j2.configurationFile=$here/log4j2.properties" -cp "$stack/kafka/libs/*")
+
+start_kafka() {
+  local pidf=$stack/pids/kafka.pid conf=$stack/conf/server.properties data=$stack/data/kafka
+  alive "$pidf" && { log "kafka already running (pid $(cat "$pidf"))"; return 0; }
+  kafka_jars
+  mkdir -p "$data"
+  sed -e "s|@KAFKA_PORT@|$kafka_port|g" -e "s|@CONTROLLER_PORT@|$controller_port|g" \
+    -e "s|@DATA_DIR@|$data|g" "$here/server.properties.in" >"$conf"
+  if [[ ! -f $data/meta.properties ]]; then
+    local id
+    id=$(java "${java_args[@]}" kafka.tools.StorageTool random-uuid | tail -n 1)
+    java "${java_args[@]}" kafka.tools.StorageTool format -t "$id" -c "$conf" >>"$stack/logs/kafka.log" 2>&1 ||
+      die "formatting the Kafka log dir failed, see $stack/logs/kafka.log"
+  fi
+  log "starting kafka on 127.0.0.1:$kafka_port"
+  nohup java "${java_args[@]}" kafka.Kafka "$conf" >>"$stack/logs/kafka.log" 2>&1 </dev/null &
+  echo $! >"$pidf"
+}
+
+start_redis() {
+  local pidf=$stack/pids/redis.pid
+  alive "$pidf" && { log "redis already running (pid $(cat "$pidf"))"; return 0; }
+  mkdir -p "$stack/data/redis"
+  log "starting redis on 127.0.0.1:$redis_port"
+  # appendfsync always: an applied delta whose Kafka offset is committed must
+  # survive a Redis crash, or a replay would be needed to restore it.
+  redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$stack/data/redis" \
+    --daemonize yes --pidfile "$pidf" --logfile "$stack/logs/redis.log" \
+    --appendonly yes --appendfsync always --save '' --protected-mode yes
+}
+
+start_clickhouse() {
+  local pidf=$stack/pids/clickhouse.pid data=$stack/data/clickhouse
+  alive "$pidf" && { log "clickhouse already running (pid $(cat "$pidf"))"; return 0; }
+  mkdir -p "$data"/{tmp,user_files,format_schemas}
+  cp "$here/clickhouse-users.xml" "$stack/conf/clickhouse-users.xml"
+  sed -e "s|@CLICKHOUSE_PORT@|$ch_port|g" -e "s|@DATA_DIR@|$data|g" -e "s|@LOG_DIR@|$stack/logs|g" \
+    -e "s|@CONF_DIR@|$stack/conf|g" "$here/clickhouse-config.xml.in" >"$stack/conf/clickhouse.xml"
+  log "starting clickhouse on 127.0.0.1:$ch_port"
+  (cd "$data" && clickhouse-server --config-file="$stack/conf/clickhouse.xml" --pid-file="$pidf" --daemon) ||
+    die "clickhouse-server did not start, see $stack/logs/clickhouse.err.log"
+}
+
+answers() { # service
+  case $1 in
+  kafka) kcat -L -b "127.0.0.1:$kafka_port" -m 2 >/dev/null 2>&1 ;;
+  redis) [[ $(redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null) == PONG ]] ;;
+  clickhouse) [[ $(clickhouse-client --host 127.0.0.1 --port "$ch_port" -q 'SELECT 1' 2>/dev/null) == 1 ]] ;;
+  esac
+}
+
+wait_for() { # service logfile
+  local deadline=$((SECONDS + wait_seconds))
+  until answers "$1"; do
+    if ((SECONDS > deadline)); then
+      log "$1 did not answer within ${wait_seconds}s; last lines of $2:"
+      tail -n 30 "$2" >&2 || true
+      exit 1
+    fi
+    if ! alive "$stack/pids/$1.pid" && ((SECONDS > deadline - wait_seconds + 5)); then
+      log "$1 exited; last lines of $2:"
+      tail -n 30 "$2" >&2 || true
+      exit 1
+    fi
+    sleep 0.5
+  done
+  log "$1 answers"
+}
+
+up() {
+  mkdir -p "$stack"/{pids,logs,conf,data}
+  install_packages
+  start_redis
+  start_clickhouse
+  start_kafka
+  wait_for redis "$stack/logs/redis.log"
+  wait_for clickhouse "$stack/logs/clickhouse.err.log"
+  wait_for kafka "$stack/logs/kafka.log"
+}
+
+stop() { # service
+  local pidf=$stack/pids/$1.pid pid
+  alive "$pidf" || { rm -f "$pidf"; return 0; }
+  pid=$(cat "$pidf")
+  log "stopping $1 (pid $pid)"
+  kill "$pid"
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -0 "$pid" 2>/dev/null && { log "$1 still running after 30s, killing"; kill -9 "$pid"; }
+  rm -f "$pidf"
+}
+
+down() {
+  stop kafka
+  stop clickhouse
+  stop redis
+}
+
+status() {
+  local s
+  for s in kafka redis clickhouse; do
+    if alive "$stack/pids/$s.pid"; then
+      if answers "$s"; then echo "$s: up (pid $(cat "$stack/pids/$s.pid"))"; else echo "$s: starting"; fi
+    else echo "$s: down"; fi
+  done
+}
+
+case ${1:-} in
+up) up ;;
+down) down ;;
+status) status ;;
+*) die "usage: stack.sh up|down|status" ;;
+esac
