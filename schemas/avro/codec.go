@@ -1,0 +1,243 @@
+// Package avro owns shopstream's contracts: the Avro schemas every stage
+// writes and reads (the *.avsc files beside this file, embedded), their Go
+// types, and the codec.
+//
+// Every message is Avro single-object encoded (0xC3 0x01, the writer schema's
+// 8-byte little-endian CRC-64-AVRO fingerprint, then the binary body), so any
+// reader can tell which schema wrote it without a registry. A reader decodes
+// data written by an older or newer version of a schema by resolving the
+// writer schema against its own; the schemas therefore evolve only by adding
+// fields with defaults and enum symbols behind an enum default.
+//
+// This package imports no package of the project: every stage depends on it,
+// and it depends on none of them. The Avro implementation is hamba/avro,
+// which also gives canonical forms, fingerprints and schema resolution.
+package avro
+
+import (
+	"bytes"
+	"embed"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+
+	hamba "github.com/hamba/avro/v2"
+)
+
+//go:embed *.avsc
+var files embed.FS
+
+// Order in which the schema files are parsed: a later file may name a type
+// that an earlier one defines (movements reuse DeltaKind).
+var schemaFiles = []struct {
+	file   string
+	goType reflect.Type
+}{
+	{"order_event.avsc", reflect.TypeOf(OrderEvent{})},
+	{"inventory_delta.avsc", reflect.TypeOf(InventoryDelta{})},
+	{"inventory_movement.avsc", reflect.TypeOf(InventoryMovement{})},
+	{"webhook_receipt.avsc", reflect.TypeOf(WebhookReceipt{})},
+}
+
+// magic is the single-object encoding marker, from the Avro specification.
+var magic = [2]byte{0xC3, 0x01}
+
+const headerLen = 10
+
+var (
+	// ErrNotSingleObject is returned by Unmarshal when the data does not start
+	// with the single-object marker. Permanent: the bytes will not change.
+	ErrNotSingleObject = errors.New("avro: not single-object encoded")
+	// ErrUnknownSchema is returned by Unmarshal when the fingerprint names no
+	// schema this binary knows. Permanent for this binary; a newer release of
+	// the reader may know it.
+	ErrUnknownSchema = errors.New("avro: unknown writer schema fingerprint")
+)
+
+// Schema is one known schema and its fingerprint.
+type Schema struct {
+	Name        string
+	Fingerprint uint64
+	Avro        hamba.Schema
+}
+
+// Registry knows shopstream's schemas, by Go type and by fingerprint.
+type Registry struct {
+	byType map[reflect.Type]*Schema
+	byFP   map[uint64]*Schema
+
+	mu       sync.Mutex
+	resolved map[[2]uint64]hamba.Schema
+}
+
+var (
+	defaultOnce sync.Once
+	defaultReg  *Registry
+	defaultErr  error
+)
+
+// Default returns the registry of the embedded schemas. It panics only if an
+// embedded schema does not parse, which the package's tests rule out.
+func Default() *Registry {
+	defaultOnce.Do(func() {
+		defaultReg, defaultErr = NewRegistry()
+	})
+	if defaultErr != nil {
+		panic(defaultErr)
+	}
+	return defaultReg
+}
+
+// NewRegistry parses the embedded schemas.
+func NewRegistry() (*Registry, error) {
+	r := &Registry{
+		byType:   map[reflect.Type]*Schema{},
+		byFP:     map[uint64]*Schema{},
+		resolved: map[[2]uint64]hamba.Schema{},
+	}
+	cache := &hamba.SchemaCache{}
+	for _, f := range schemaFiles {
+		text, err := files.ReadFile(f.file)
+		if err != nil {
+			return nil, err
+		}
+		s, err := r.add(string(text), cache)
+		if err != nil {
+			return nil, fmt.Errorf("avro: %s: %w", f.file, err)
+		}
+		r.byType[f.goType] = s
+	}
+	return r, nil
+}
+
+// AddWriterSchema makes data written with another version of a known schema
+// readable: an older release's schema, or a newer one's.
+func (r *Registry) AddWriterSchema(text string) (*Schema, error) {
+	return r.add(text, &hamba.SchemaCache{})
+}
+
+func (r *Registry) add(text string, cache *hamba.SchemaCache) (*Schema, error) {
+	s, err := hamba.ParseWithCache(text, "", cache)
+	if err != nil {
+		return nil, err
+	}
+	fp, err := s.FingerprintUsing(hamba.CRC64AvroLE)
+	if err != nil {
+		return nil, err
+	}
+	named, ok := s.(hamba.NamedSchema)
+	if !ok {
+		return nil, errors.New("avro: top-level schema must be a named record")
+	}
+	sch := &Schema{Name: named.FullName(), Fingerprint: binary.LittleEndian.Uint64(fp), Avro: s}
+	r.byFP[sch.Fingerprint] = sch
+	return sch, nil
+}
+
+// SchemaOf returns the schema that Marshal writes v with.
+func (r *Registry) SchemaOf(v any) (*Schema, error) {
+	t := reflect.TypeOf(v)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	s, ok := r.byType[t]
+	if !ok {
+		return nil, fmt.Errorf("avro: no schema for Go type %v", t)
+	}
+	return s, nil
+}
+
+// Marshal single-object encodes v, a value or pointer of one of this
+// package's record types.
+func (r *Registry) Marshal(v any) ([]byte, error) {
+	s, err := r.SchemaOf(v)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	buf.Grow(256)
+	buf.Write(magic[:])
+	var fp [8]byte
+	binary.LittleEndian.PutUint64(fp[:], s.Fingerprint)
+	buf.Write(fp[:])
+	if err := hamba.NewEncoderForSchema(s.Avro, &buf).Encode(v); err != nil {
+		return nil, fmt.Errorf("avro: encode %s: %w", s.Name, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Fingerprint reads the writer schema fingerprint of single-object encoded data.
+func Fingerprint(data []byte) (uint64, error) {
+	if len(data) < headerLen || data[0] != magic[0] || data[1] != magic[1] {
+		return 0, ErrNotSingleObject
+	}
+	return binary.LittleEndian.Uint64(data[2:headerLen]), nil
+}
+
+// Unmarshal decodes single-object encoded data into v, a pointer to one of
+// this package's record types, resolving the writer's schema against v's.
+func (r *Registry) Unmarshal(data []byte, v any) error {
+	fp, err := Fingerprint(data)
+	if err != nil {
+		return err
+	}
+	writer, ok := r.byFP[fp]
+	if !ok {
+		return fmt.Errorf("%w %016x", ErrUnknownSchema, fp)
+	}
+	reader, err := r.SchemaOf(v)
+	if err != nil {
+		return err
+	}
+	schema := reader.Avro
+	if writer.Fingerprint != reader.Fingerprint {
+		if schema, err = r.resolve(reader, writer); err != nil {
+			return err
+		}
+	}
+	return decodeExact(schema, data[headerLen:], v, reader.Name)
+}
+
+// ErrMalformed is returned by Unmarshal when the body does not decode as the
+// writer schema, is cut short, or has bytes left over. Permanent.
+var ErrMalformed = errors.New("avro: malformed body")
+
+// Limits for decoding untrusted bytes: a forged block count must not make the
+// decoder allocate more than a message could hold (the fuzz target found a
+// terabyte array). A webhook body is at most a few MB and an order has at
+// most a few thousand lines.
+var decodeLimits = hamba.Config{MaxByteSliceSize: 8 << 20, MaxSliceAllocSize: 100_000}.Freeze()
+
+// decodeExact decodes exactly one value from body. hamba.Unmarshal treats
+// running out of bytes as success and leaves the rest of the value zero,
+// which would let a truncated record through as valid, so the reader's
+// error and its leftover bytes are checked here.
+func decodeExact(schema hamba.Schema, body []byte, v any, name string) error {
+	r := hamba.NewReader(nil, 0, hamba.WithReaderConfig(decodeLimits)).Reset(body)
+	r.ReadVal(schema, v)
+	if r.Error != nil {
+		return fmt.Errorf("%w: %s: %v", ErrMalformed, name, r.Error)
+	}
+	if r.Peek(); r.Error == nil {
+		return fmt.Errorf("%w: %s: trailing bytes", ErrMalformed, name)
+	}
+	return nil
+}
+
+func (r *Registry) resolve(reader, writer *Schema) (hamba.Schema, error) {
+	key := [2]uint64{reader.Fingerprint, writer.Fingerprint}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.resolved[key]; ok {
+		return s, nil
+	}
+	s, err := hamba.NewSchemaCompatibility().Resolve(reader.Avro, writer.Avro)
+	if err != nil {
+		return nil, fmt.Errorf("avro: %s cannot read data written as %s (%016x): %w",
+			reader.Name, writer.Name, writer.Fingerprint, err)
+	}
+	r.resolved[key] = s
+	return s, nil
+}

@@ -1,0 +1,183 @@
+package avro
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	hamba "github.com/hamba/avro/v2"
+)
+
+func ms(n int64) time.Time { return time.UnixMilli(n).UTC() }
+
+func TestRoundTrip(t *testing.T) {
+	reg := Default()
+	tests := []struct {
+		name string
+		in   any
+		out  any
+	}{
+		{"order", &OrderEvent{EventID: "msg_1", Provider: "standardwebhooks", Type: OrderPaid, OrderID: "o-1",
+			Version: 1700000000123, OccurredAt: ms(1700000000123), ReceivedAt: ms(1700000000999), Currency: "EUR",
+			Lines: []LineItem{{LineID: "1", SKU: "SKU-A", Quantity: 2, UnitPriceMinor: 1999}}, CorrelationID: "c"}, &OrderEvent{}},
+		{"delta", &InventoryDelta{DeltaID: "o-1:1:sale", SKU: "SKU-A", Kind: DeltaSale, Quantity: -2,
+			OrderID: "o-1", EventID: "msg_1", OccurredAt: ms(5)}, &InventoryDelta{}},
+		{"movement", &InventoryMovement{MovementID: "o-1:1:sale", SKU: "SKU-A", Kind: DeltaSale, Status: MovementRefused,
+			Quantity: -2, StockAfter: 1, Reason: "insufficient_stock", OccurredAt: ms(5), AppliedAt: ms(6)}, &InventoryMovement{}},
+		{"receipt", &WebhookReceipt{DeliveryID: "msg_1", Provider: "p", ReceivedAt: ms(7),
+			Headers: map[string]string{"content-type": "application/json"}, Body: []byte(`{}`)}, &WebhookReceipt{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := reg.Marshal(tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b[0] != 0xC3 || b[1] != 0x01 {
+				t.Fatalf("header %x, want c301", b[:2])
+			}
+			s, _ := reg.SchemaOf(tt.in)
+			if fp, err := Fingerprint(b); err != nil || fp != s.Fingerprint {
+				t.Fatalf("fingerprint %x %v, want %x", fp, err, s.Fingerprint)
+			}
+			if err := reg.Unmarshal(b, tt.out); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(tt.in, tt.out) {
+				t.Fatalf("round trip:\n got %+v\nwant %+v", tt.out, tt.in)
+			}
+		})
+	}
+}
+
+// The fingerprint is CRC-64-AVRO of the parsing canonical form; the spec's
+// single-object encoding stores it little-endian. hamba's big-endian form of
+// the same fingerprint must read back reversed.
+func TestFingerprintIsLittleEndianCRC64(t *testing.T) {
+	s, _ := Default().SchemaOf(OrderEvent{})
+	be, err := s.Avro.FingerprintUsing(hamba.CRC64Avro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got uint64
+	for _, b := range be {
+		got = got<<8 | uint64(b)
+	}
+	if got != s.Fingerprint {
+		t.Fatalf("fingerprint %016x, CRC-64-AVRO %016x", s.Fingerprint, got)
+	}
+}
+
+func TestUnmarshalRejects(t *testing.T) {
+	reg := Default()
+	good, _ := reg.Marshal(&InventoryDelta{DeltaID: "d", SKU: "s", Kind: DeltaSale, OccurredAt: ms(1)})
+	unknown := append([]byte{0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8}, good[headerLen:]...)
+	tests := []struct {
+		name string
+		data []byte
+		want error
+	}{
+		{"empty", nil, ErrNotSingleObject},
+		{"json", []byte(`{"delta_id":"d"}`), ErrNotSingleObject},
+		{"short", good[:5], ErrNotSingleObject},
+		{"unknown fingerprint", unknown, ErrUnknownSchema},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := reg.Unmarshal(tt.data, &InventoryDelta{}); !errors.Is(err, tt.want) {
+				t.Fatalf("err %v, want %v", err, tt.want)
+			}
+		})
+	}
+	for name, data := range map[string][]byte{"truncated": good[:len(good)-3], "trailing": append(good[:len(good):len(good)], 0)} {
+		if err := reg.Unmarshal(data, &InventoryDelta{}); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("%s: err %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
+// orderEventV0 is order_event.avsc as first written, before currency and
+// correlation_id: the contract is that it and today's schema read each other.
+const orderEventV0 = `{"type":"record","name":"OrderEvent","namespace":"io.shopstream","fields":[
+ {"name":"event_id","type":"string"},{"name":"provider","type":"string"},
+ {"name":"type","type":{"type":"enum","name":"OrderEventType","symbols":["UNKNOWN","CREATED","PAID"],"default":"UNKNOWN"}},
+ {"name":"order_id","type":"string"},{"name":"version","type":"long"},
+ {"name":"occurred_at","type":{"type":"long","logicalType":"timestamp-millis"}},
+ {"name":"received_at","type":{"type":"long","logicalType":"timestamp-millis"}},
+ {"name":"lines","type":{"type":"array","items":{"type":"record","name":"LineItem","fields":[
+  {"name":"line_id","type":"string"},{"name":"sku","type":"string"},{"name":"quantity","type":"long"}]}}}]}`
+
+func TestNewReaderReadsOldData(t *testing.T) {
+	reg, err := NewRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := reg.AddWriterSchema(orderEventV0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := hamba.Marshal(old.Avro, map[string]any{
+		"event_id": "e", "provider": "p", "type": "PAID", "order_id": "o", "version": int64(3),
+		"occurred_at": ms(3), "received_at": ms(4),
+		"lines": []any{map[string]any{"line_id": "1", "sku": "S", "quantity": int64(2)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := append([]byte{0xC3, 0x01}, le(old.Fingerprint)...)
+	var got OrderEvent
+	if err := reg.Unmarshal(append(data, body...), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Type != OrderPaid || got.Currency != "" || got.Lines[0].UnitPriceMinor != 0 || got.Lines[0].Quantity != 2 {
+		t.Fatalf("old data read as %+v", got)
+	}
+}
+
+func TestOldReaderReadsNewData(t *testing.T) {
+	oldSchema := hamba.MustParse(orderEventV0)
+	newData, err := Default().Marshal(&OrderEvent{EventID: "e", Type: OrderPaid, OrderID: "o", Version: 9,
+		OccurredAt: ms(1), ReceivedAt: ms(2), Currency: "EUR", CorrelationID: "c",
+		Lines: []LineItem{{LineID: "1", SKU: "S", Quantity: 4, UnitPriceMinor: 100}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writer, _ := Default().SchemaOf(OrderEvent{})
+	resolved, err := hamba.NewSchemaCompatibility().Resolve(oldSchema, writer.Avro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := decodeExact(resolved, newData[headerLen:], &got, "old OrderEvent"); err != nil {
+		t.Fatal(err)
+	}
+	if got["order_id"] != "o" || got["version"] != int64(9) {
+		t.Fatalf("new data read by the old schema as %v", got)
+	}
+}
+
+func le(v uint64) []byte {
+	b := make([]byte, 8)
+	for i := range b {
+		b[i] = byte(v >> (8 * i))
+	}
+	return b
+}
+
+func FuzzUnmarshal(f *testing.F) {
+	reg := Default()
+	seed, _ := reg.Marshal(&OrderEvent{EventID: "e", Type: OrderPaid, OrderID: "o",
+		Lines: []LineItem{{LineID: "1", SKU: "S", Quantity: 1}}})
+	f.Add(seed)
+	f.Add([]byte{0xC3, 0x01})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var ev OrderEvent
+		if reg.Unmarshal(data, &ev) != nil {
+			return
+		}
+		if _, err := reg.Marshal(&ev); err != nil {
+			t.Fatalf("decoded %+v does not encode: %v", ev, err)
+		}
+	})
+}

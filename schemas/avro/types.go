@@ -1,0 +1,85 @@
+package avro
+
+import "time"
+
+// Order event types (the OrderEventType enum).
+const (
+	OrderUnknown   = "UNKNOWN"
+	OrderCreated   = "CREATED"
+	OrderPaid      = "PAID"
+	OrderCancelled = "CANCELLED"
+	OrderRefunded  = "REFUNDED"
+	OrderFulfilled = "FULFILLED"
+)
+
+// Delta kinds (the DeltaKind enum).
+const (
+	DeltaUnknown    = "UNKNOWN"
+	DeltaSale       = "SALE"
+	DeltaRestock    = "RESTOCK"
+	DeltaAdjustment = "ADJUSTMENT"
+)
+
+// Movement statuses (the MovementStatus enum).
+const (
+	MovementApplied = "APPLIED"
+	MovementRefused = "REFUSED"
+)
+
+// OrderEvent is order_event.avsc.
+type OrderEvent struct {
+	EventID       string     `avro:"event_id"`
+	Provider      string     `avro:"provider"`
+	Type          string     `avro:"type"`
+	OrderID       string     `avro:"order_id"`
+	Version       int64      `avro:"version"`
+	OccurredAt    time.Time  `avro:"occurred_at"`
+	ReceivedAt    time.Time  `avro:"received_at"`
+	Currency      string     `avro:"currency"`
+	Lines         []LineItem `avro:"lines"`
+	CorrelationID string     `avro:"correlation_id"`
+}
+
+// LineItem is one line of an OrderEvent.
+type LineItem struct {
+	LineID         string `avro:"line_id"`
+	SKU            string `avro:"sku"`
+	Quantity       int64  `avro:"quantity"`
+	UnitPriceMinor int64  `avro:"unit_price_minor"`
+}
+
+// InventoryDelta is inventory_delta.avsc.
+type InventoryDelta struct {
+	DeltaID       string    `avro:"delta_id"`
+	SKU           string    `avro:"sku"`
+	Kind          string    `avro:"kind"`
+	Quantity      int64     `avro:"quantity"`
+	OrderID       string    `avro:"order_id"`
+	EventID       string    `avro:"event_id"`
+	OccurredAt    time.Time `avro:"occurred_at"`
+	CorrelationID string    `avro:"correlation_id"`
+}
+
+// InventoryMovement is inventory_movement.avsc.
+type InventoryMovement struct {
+	MovementID    string    `avro:"movement_id"`
+	SKU           string    `avro:"sku"`
+	Kind          string    `avro:"kind"`
+	Status        string    `avro:"status"`
+	Quantity      int64     `avro:"quantity"`
+	StockAfter    int64     `avro:"stock_after"`
+	Reason        string    `avro:"reason"`
+	OrderID       string    `avro:"order_id"`
+	OccurredAt    time.Time `avro:"occurred_at"`
+	AppliedAt     time.Time `avro:"applied_at"`
+	CorrelationID string    `avro:"correlation_id"`
+}
+
+// WebhookReceipt is webhook_receipt.avsc.
+type WebhookReceipt struct {
+	DeliveryID string            `avro:"delivery_id"`
+	Provider   string            `avro:"provider"`
+	ReceivedAt time.Time         `avro:"received_at"`
+	Headers    map[string]string `avro:"headers"`
+	Body       []byte            `avro:"body"`
+}
