@@ -1,0 +1,53 @@
+package stream
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Headers a dead-lettered record carries besides its own, so an operator can
+// see why it failed and where it came from without decoding the body.
+const (
+	HeaderErrorClass      = "dlq.error.class"
+	HeaderErrorReason     = "dlq.error.reason"
+	HeaderOriginTopic     = "dlq.origin.topic"
+	HeaderOriginPartition = "dlq.origin.partition"
+	HeaderOriginOffset    = "dlq.origin.offset"
+	HeaderFailedAt        = "dlq.failed.at"
+)
+
+// maxReason bounds the reason header: an error that quotes its input must
+// not carry a whole payload (or personal data in it) into headers and logs.
+const maxReason = 512
+
+// DeadLetter returns the record to produce to dlqTopic for rec, which failed
+// with err: the same key, value and headers, plus the dlq.* headers.
+func DeadLetter(rec *kgo.Record, dlqTopic string, err error, now time.Time) *kgo.Record {
+	reason := err.Error()
+	if len(reason) > maxReason {
+		reason = reason[:maxReason]
+	}
+	headers := make([]kgo.RecordHeader, 0, len(rec.Headers)+6)
+	headers = append(headers, rec.Headers...)
+	headers = append(headers,
+		kgo.RecordHeader{Key: HeaderErrorClass, Value: []byte(Class(err))},
+		kgo.RecordHeader{Key: HeaderErrorReason, Value: []byte(reason)},
+		kgo.RecordHeader{Key: HeaderOriginTopic, Value: []byte(rec.Topic)},
+		kgo.RecordHeader{Key: HeaderOriginPartition, Value: []byte(strconv.Itoa(int(rec.Partition)))},
+		kgo.RecordHeader{Key: HeaderOriginOffset, Value: []byte(strconv.FormatInt(rec.Offset, 10))},
+		kgo.RecordHeader{Key: HeaderFailedAt, Value: []byte(now.UTC().Format(time.RFC3339Nano))},
+	)
+	return &kgo.Record{Topic: dlqTopic, Key: rec.Key, Value: rec.Value, Headers: headers}
+}
+
+// Header returns the value of rec's last header named key, and whether it has one.
+func Header(rec *kgo.Record, key string) (string, bool) {
+	for i := len(rec.Headers) - 1; i >= 0; i-- {
+		if rec.Headers[i].Key == key {
+			return string(rec.Headers[i].Value), true
+		}
+	}
+	return "", false
+}

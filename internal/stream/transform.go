@@ -1,0 +1,147 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Handler turns one consumed record into the records to produce. A nil error
+// means the outputs are produced and the input is done, together. An error
+// marked Permanent sends the input to the DLQ; any other error retries it.
+//
+// Handle may be called again with a record it has seen (after a retry, a
+// rebalance, a crash or a replay): its effects must be idempotent and its
+// outputs the same each time.
+type Handler interface {
+	Handle(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, error)
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, error) {
+	return f(ctx, rec)
+}
+
+// TransformConfig configures Transform.
+type TransformConfig struct {
+	Client ClientConfig
+	// Group is the consumer group; required.
+	Group string
+	// Input is the topic consumed; required.
+	Input string
+	// DLQ is where permanently failing records go; required.
+	DLQ string
+	// TransactionalID must be unique among running instances and stable
+	// across an instance's restarts, so that a restarted instance fences
+	// the transaction a killed one left open instead of making read-committed
+	// consumers wait for it to time out. Default Group + "-" + hostname.
+	TransactionalID string
+	// MaxPollRecords bounds one transaction. Default 500.
+	MaxPollRecords int
+	// Backoff after an aborted transaction. Default 100ms doubling to 5s.
+	Backoff Backoff
+}
+
+func (c *TransformConfig) setDefaults() error {
+	c.Client.setDefaults()
+	if c.Group == "" || c.Input == "" || c.DLQ == "" {
+		return errors.New("stream: Group, Input and DLQ are required")
+	}
+	if c.TransactionalID == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("stream: transactional id from hostname: %w", err)
+		}
+		c.TransactionalID = c.Group + "-" + host
+	}
+	if c.MaxPollRecords == 0 {
+		c.MaxPollRecords = 500
+	}
+	c.Backoff.setDefaults()
+	return nil
+}
+
+// Transform consumes cfg.Input in cfg.Group and, for each polled batch, runs
+// h on every record and produces its outputs (and dead letters) in one Kafka
+// transaction together with the batch's offsets (GroupTransactSession). A
+// transient failure, or a rebalance, aborts the transaction; the session
+// rewinds to the committed offsets and the batch is handled again after a
+// backoff. It returns nil when ctx is done, or the error that makes the
+// session unusable.
+func Transform(ctx context.Context, cfg TransformConfig, h Handler) error {
+	if err := cfg.setDefaults(); err != nil {
+		return err
+	}
+	log := cfg.Client.Logger.With("group", cfg.Group, "topic", cfg.Input)
+	opts := append(cfg.Client.Options(), ConsumerOptions(cfg.Group, cfg.Input)...)
+	opts = append(opts, ProducerOptions(30*time.Second)...)
+	opts = append(opts, kgo.TransactionalID(cfg.TransactionalID))
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return fmt.Errorf("stream: %s: %w", cfg.Group, err)
+	}
+	defer sess.Close()
+
+	failures := 0
+	for {
+		fetches := sess.PollRecords(ctx, cfg.MaxPollRecords)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			return nil
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			log.Warn("fetch failed", "partition", p, "err", err)
+		})
+		if fetches.NumRecords() == 0 {
+			continue
+		}
+		if err := sess.Begin(); err != nil {
+			return fmt.Errorf("stream: %s: begin: %w", cfg.Group, err)
+		}
+		promise := kgo.AbortingFirstErrPromise(sess.Client())
+		var handleErr error
+		for it := fetches.RecordIter(); !it.Done() && handleErr == nil; {
+			rec := it.Next()
+			outs, err := h.Handle(ctx, rec)
+			switch {
+			case err == nil:
+				for _, out := range outs {
+					sess.Produce(ctx, out, promise.Promise())
+				}
+			case IsPermanent(err):
+				log.Warn("dead-lettering record", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+				sess.Produce(ctx, DeadLetter(rec, cfg.DLQ, err, time.Now()), promise.Promise())
+			default:
+				handleErr = fmt.Errorf("partition %d offset %d: %w", rec.Partition, rec.Offset, err)
+			}
+		}
+		produceErr := promise.Err()
+		// End must finish even when ctx is cancelled mid-batch, or the
+		// transaction is left open until the broker times it out.
+		endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		committed, err := sess.End(endCtx, kgo.TransactionEndTry(handleErr == nil && produceErr == nil))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("stream: %s: end transaction: %w", cfg.Group, err)
+		}
+		if committed {
+			failures = 0
+			continue
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		failures++
+		log.Warn("transaction aborted; retrying the batch", "attempt", failures,
+			"handle_err", handleErr, "produce_err", produceErr)
+		if !cfg.Backoff.Sleep(ctx, failures) {
+			return nil
+		}
+	}
+}
