@@ -264,7 +264,6 @@ func Apply(ctx context.Context, adm Admin, plan []Action) error {
 	return nil
 }
 
-
 func formatConfigs(m map[string]string) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {

@@ -1,0 +1,127 @@
+package orders
+
+import (
+	"fmt"
+
+	"github.com/shopstream/shopstream/schemas/avro"
+)
+
+// State is what the processor remembers of one order between its events.
+type State struct {
+	Status string `json:"status"`
+	// Version and rank order the events: an event at or below them is stale.
+	Version int64 `json:"version"`
+	Rank    int   `json:"rank"`
+	// SoldBy and RestockedBy are the event ids whose transitions emitted the
+	// sale and restock deltas. When the same event is delivered again its
+	// deltas are emitted again, identical: that is how a crash between the
+	// state write and the Kafka commit loses nothing.
+	SoldBy      string `json:"sold_by,omitempty"`
+	RestockedBy string `json:"restocked_by,omitempty"`
+	// Lines are the lines that were sold, which a restock gives back even
+	// when a cancellation does not list them.
+	Lines []Line `json:"lines,omitempty"`
+}
+
+// Line is a sold line.
+type Line struct {
+	LineID   string `json:"line_id"`
+	SKU      string `json:"sku"`
+	Quantity int64  `json:"quantity"`
+}
+
+// rank orders event types of one order that carry the same version: a
+// provider that stamps paid and cancelled in the same millisecond still
+// means paid first.
+var rank = map[string]int{
+	avro.OrderCreated:   1,
+	avro.OrderPaid:      2,
+	avro.OrderFulfilled: 3,
+	avro.OrderRefunded:  4,
+	avro.OrderCancelled: 5,
+}
+
+func terminal(status string) bool {
+	return status == avro.OrderCancelled || status == avro.OrderRefunded
+}
+
+// Transition is the set of deltas an event causes: none, the sale of the
+// order's lines, or their restock.
+type Transition string
+
+const (
+	None    Transition = ""
+	Sale    Transition = "sale"
+	Restock Transition = "restock"
+)
+
+// Step applies event e to state s (nil for an order not seen before) and
+// returns the new state, whether it changed, and the transition whose deltas
+// to emit. It is a pure function: the same state and event always give the
+// same answer, which makes a redelivery or a replay emit the same deltas.
+//
+// Events are ordered by the provider's version, never by arrival: a stale
+// event (one at or below the state's version and rank) changes nothing. An
+// order sells when it is first seen paid or fulfilled and is not already
+// cancelled or refunded; it restocks when it is cancelled or refunded after
+// having sold. A cancellation that arrives before the payment it follows
+// therefore leaves the stock alone, as it should.
+func Step(s *State, e *avro.OrderEvent) (next State, changed bool, t Transition) {
+	var cur State
+	if s != nil {
+		cur = *s
+	}
+	switch e.EventID {
+	case "":
+	case cur.SoldBy:
+		return cur, false, Sale
+	case cur.RestockedBy:
+		return cur, false, Restock
+	}
+	r := rank[e.Type]
+	if s != nil && (e.Version < cur.Version || e.Version == cur.Version && r <= cur.Rank) {
+		return cur, false, None
+	}
+	next = cur
+	next.Status, next.Version, next.Rank = e.Type, e.Version, r
+	switch {
+	case (e.Type == avro.OrderPaid || e.Type == avro.OrderFulfilled) && cur.SoldBy == "" && !terminal(cur.Status):
+		next.SoldBy = e.EventID
+		next.Lines = make([]Line, len(e.Lines))
+		for i, l := range e.Lines {
+			next.Lines[i] = Line{LineID: l.LineID, SKU: l.SKU, Quantity: l.Quantity}
+		}
+		t = Sale
+	case terminal(e.Type) && cur.SoldBy != "" && cur.RestockedBy == "":
+		next.RestockedBy = e.EventID
+		t = Restock
+	}
+	return next, true, t
+}
+
+// Deltas returns the deltas of transition t for the order in state s,
+// caused by event e. Their ids, order_id:line_id:transition, are the same
+// every time, so downstream applies each at most once.
+func Deltas(s State, e *avro.OrderEvent, t Transition) []avro.InventoryDelta {
+	if t == None {
+		return nil
+	}
+	kind, sign := avro.DeltaSale, int64(-1)
+	if t == Restock {
+		kind, sign = avro.DeltaRestock, 1
+	}
+	out := make([]avro.InventoryDelta, 0, len(s.Lines))
+	for _, l := range s.Lines {
+		out = append(out, avro.InventoryDelta{
+			DeltaID:       fmt.Sprintf("%s:%s:%s", e.OrderID, l.LineID, t),
+			SKU:           l.SKU,
+			Kind:          kind,
+			Quantity:      sign * l.Quantity,
+			OrderID:       e.OrderID,
+			EventID:       e.EventID,
+			OccurredAt:    e.OccurredAt,
+			CorrelationID: e.CorrelationID,
+		})
+	}
+	return out
+}
