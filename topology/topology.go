@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -219,9 +220,15 @@ func Plan(ctx context.Context, adm Admin, topics []Topic) ([]Action, error) {
 }
 
 // Apply carries out plan, skipping Drift, and stops at the first failure.
-// A topic another process created in the meantime is not a failure.
+// A topic another process created in the meantime is not a failure. It
+// returns once the metadata shows every created or grown topic with its
+// partitions, so what starts next finds them.
 func Apply(ctx context.Context, adm Admin, plan []Action) error {
+	want := map[string]int32{}
 	for _, a := range plan {
+		if a.Kind == Create || a.Kind == AddPartitions {
+			want[a.Topic.Name] = a.Topic.Partitions
+		}
 		switch a.Kind {
 		case Create:
 			cfg := map[string]*string{}
@@ -261,7 +268,36 @@ func Apply(ctx context.Context, adm Admin, plan []Action) error {
 			}
 		}
 	}
-	return nil
+	return waitVisible(ctx, adm, want)
+}
+
+func waitVisible(ctx context.Context, adm Admin, want map[string]int32) error {
+	if len(want) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(want))
+	for n := range want {
+		names = append(names, n)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		details, err := adm.ListTopics(ctx, names...)
+		missing := ""
+		for _, n := range names {
+			if d, ok := details[n]; err == nil && (!ok || d.Err != nil || int32(len(d.Partitions)) < want[n]) {
+				missing = n
+			}
+		}
+		if err == nil && missing == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topology: %s not visible in metadata: %w", missing, errors.Join(err, ctx.Err()))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func formatConfigs(m map[string]string) string {

@@ -24,6 +24,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopstream/shopstream/topology"
 )
 
 // Brokers returns the Kafka seed brokers.
@@ -143,4 +145,22 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// Topics creates shopstream's topics under prefix on the real broker, with
+// the local broker's replication of 1, and returns their names.
+func Topics(t testing.TB, prefix string) topology.Names {
+	t.Helper()
+	adm := Kafka(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	topics := topology.Topics(topology.Options{Prefix: prefix, Partitions: 3, ReplicationFactor: 1})
+	plan, err := topology.Plan(ctx, adm, topics)
+	if err == nil {
+		err = topology.Apply(ctx, adm, plan)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topology.NamesFor(prefix)
 }

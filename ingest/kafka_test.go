@@ -1,0 +1,86 @@
+package ingest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopstream/shopstream/ingest/providers"
+	"github.com/shopstream/shopstream/internal/stream"
+	"github.com/shopstream/shopstream/internal/testenv"
+	"github.com/shopstream/shopstream/topology"
+)
+
+func realServer(t *testing.T, brokers []string, names topology.Names, dedup Deduper, timeout time.Duration) string {
+	t.Helper()
+	cl, err := kgo.NewClient(append(stream.ClientConfig{Brokers: brokers}.Options(), stream.ProducerOptions(timeout)...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	p, _ := providers.NewStandardWebhooks(providers.StandardWebhooksConfig{Secrets: []string{testSecret}})
+	h, err := NewHandler(Config{Providers: []providers.Provider{p}, Producer: cl, Dedup: dedup, Topics: names,
+		ProduceTimeout: timeout, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(t, h)
+	return srv
+}
+
+func consumeAll(t *testing.T, topic string, want int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.Brokers()...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		recs = append(recs, fs.Records()...)
+		if len(recs) > want {
+			break
+		}
+	}
+	return recs
+}
+
+// A delivery and its retry, on the real broker and Redis: one receipt, one
+// order event, and both answers 200.
+func TestRealKafkaAndRedisDedup(t *testing.T) {
+	testenv.Kafka(t)
+	prefix := testenv.Namespace(t)
+	names := testenv.Topics(t, prefix)
+	url := realServer(t, testenv.Brokers(), names, NewRedisDedup(testenv.Redis(t), prefix), 10*time.Second)
+	for _, want := range []string{"accepted", "duplicate"} {
+		resp, a := post{id: "msg_real", body: paidBody}.do(t, url)
+		if resp.StatusCode != 200 || a.Status != want {
+			t.Fatalf("%d %q, want 200 %q", resp.StatusCode, a.Status, want)
+		}
+	}
+	if raw := consumeAll(t, names.WebhooksRaw, 1); len(raw) != 1 || string(raw[0].Key) != "msg_real" {
+		t.Fatalf("webhooks.raw has %d records", len(raw))
+	}
+	orders := consumeAll(t, names.Orders, 1)
+	if len(orders) != 1 || string(orders[0].Key) != "o-1" {
+		t.Fatalf("orders has %d records", len(orders))
+	}
+	if v, _ := stream.Header(orders[0], stream.HeaderEventType); v != "order.paid" {
+		t.Fatalf("event type header %q", v)
+	}
+}
+
+// No broker answers: the provider is told to retry, never told 2xx.
+func TestBrokerUnreachableIs503(t *testing.T) {
+	url := realServer(t, []string{"127.0.0.1:1"}, topology.NamesFor("none_"), nil, time.Second)
+	resp, a := post{id: "msg_down", body: paidBody}.do(t, url)
+	if resp.StatusCode != 503 || a.Error.Code != "unavailable" || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("got %d %+v", resp.StatusCode, a)
+	}
+}

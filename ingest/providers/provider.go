@@ -1,0 +1,50 @@
+// Package providers holds one file per webhook provider: how it signs its
+// deliveries (verified before anything else is done with a body) and how
+// its payloads map to shopstream's canonical order events. To add a
+// provider, add a file with a type that implements Provider, its test
+// vectors from the provider's own documentation beside it, and register it
+// where cmd/shopstream builds the ingest server.
+package providers
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/shopstream/shopstream/schemas/avro"
+)
+
+// Errors a Provider returns, wrapped with detail. The ingest server maps each
+// to one HTTP status; none of them is worth retrying with the same bytes.
+var (
+	// ErrMissingSignature: a signature header is absent or empty.
+	ErrMissingSignature = errors.New("missing signature headers")
+	// ErrInvalidSignature: no signature matches the body under any secret.
+	ErrInvalidSignature = errors.New("invalid signature")
+	// ErrStaleTimestamp: the signed timestamp is outside the tolerance, so
+	// the delivery may be a replay.
+	ErrStaleTimestamp = errors.New("timestamp outside tolerance")
+	// ErrMalformedPayload: the verified body is not a payload of this provider.
+	ErrMalformedPayload = errors.New("malformed payload")
+)
+
+// Delivery is a verified delivery.
+type Delivery struct {
+	// ID is the provider's delivery id, the same on every retry.
+	ID string
+	// SignedAt is the timestamp the provider signed.
+	SignedAt time.Time
+}
+
+// Provider verifies and maps one provider's webhooks.
+type Provider interface {
+	// Name is the provider's path segment and the provider header value.
+	Name() string
+	// Verify checks the delivery's signature and timestamp against now.
+	Verify(h http.Header, body []byte, now time.Time) (Delivery, error)
+	// Map turns a verified body into a canonical order event, or nil when
+	// the event is of a kind shopstream keeps only as a receipt.
+	Map(d Delivery, body []byte) (*avro.OrderEvent, error)
+	// SecretHeaders names the headers that must not be stored or logged.
+	SecretHeaders() []string
+}

@@ -1,0 +1,266 @@
+// Package ingest owns the HTTP edge: it receives provider webhooks, verifies
+// them (providers/), maps them to canonical order events, writes the receipt
+// to webhooks.raw and the event to orders, and answers 2xx only once Kafka
+// has acknowledged both (acks=all, idempotent producer). Anything it cannot
+// take gets a structured JSON error and changes nothing; when Kafka cannot
+// take a delivery the answer is 503 with Retry-After, so the provider
+// retries and nothing acknowledged is lost.
+//
+// Transport follows go-kit's split: decode (read, verify, map) is the
+// transport's job, the endpoint writes to Kafka, and errors become HTTP
+// statuses in one place, errors.go.
+package ingest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	httptransport "github.com/go-kit/kit/transport/http"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopstream/shopstream/ingest/providers"
+	"github.com/shopstream/shopstream/internal/stream"
+	"github.com/shopstream/shopstream/schemas/avro"
+	"github.com/shopstream/shopstream/topology"
+)
+
+// Producer is what ingest needs of a Kafka client; *kgo.Client is one.
+type Producer interface {
+	ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults
+}
+
+// Config configures the ingest handler.
+type Config struct {
+	// Providers served, each at POST /webhooks/<name>. Required.
+	Providers []providers.Provider
+	// Producer writes receipts and events. Required.
+	Producer Producer
+	// Dedup answers a provider's retry of a delivery already accepted
+	// without writing it again. Optional: without it, duplicates reach
+	// Kafka and are absorbed downstream by their stable ids.
+	Dedup Deduper
+	// Topics written. Default topology.NamesFor("").
+	Topics topology.Names
+	// MaxBodyBytes bounds a webhook body; larger ones get 413. Default 1 MiB.
+	MaxBodyBytes int64
+	// ProduceTimeout bounds the wait for Kafka's acknowledgement before
+	// answering 503. Default 10s, under the 15s or more that providers wait.
+	ProduceTimeout time.Duration
+	// RetryAfter is the Retry-After given with a 503 or 409. Default 5s.
+	RetryAfter time.Duration
+	// Now is the clock signatures are checked against. Default time.Now.
+	Now func() time.Time
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if len(c.Providers) == 0 || c.Producer == nil {
+		return fmt.Errorf("ingest: Providers and Producer are required")
+	}
+	if c.Topics == (topology.Names{}) {
+		c.Topics = topology.NamesFor("")
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.ProduceTimeout == 0 {
+		c.ProduceTimeout = 10 * time.Second
+	}
+	if c.RetryAfter == 0 {
+		c.RetryAfter = 5 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// NewHandler returns the ingest HTTP handler: POST /webhooks/{provider} and
+// GET /healthz.
+func NewHandler(cfg Config) (http.Handler, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"ok"}`)
+	})
+	errorEncoder := encodeError(cfg.RetryAfter, cfg.Logger)
+	for _, p := range cfg.Providers {
+		s := &service{cfg: cfg, provider: p, codec: avro.Default()}
+		mux.Handle("POST /webhooks/"+p.Name(), httptransport.NewServer(
+			s.accept, s.decode, encodeResponse,
+			httptransport.ServerErrorEncoder(errorEncoder),
+		))
+	}
+	mux.HandleFunc("/webhooks/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			errorEncoder(r.Context(), errMethod, w)
+			return
+		}
+		errorEncoder(r.Context(), errUnknownProvider, w)
+	})
+	return mux, nil
+}
+
+type service struct {
+	cfg      Config
+	provider providers.Provider
+	codec    *avro.Registry
+}
+
+// delivery is a verified, mapped webhook on its way to Kafka.
+type delivery struct {
+	providers.Delivery
+	receivedAt    time.Time
+	body          []byte
+	headers       map[string]string
+	event         *avro.OrderEvent
+	correlationID string
+}
+
+// decode reads, verifies and maps one request. Nothing is written before a
+// delivery has passed all three.
+func (s *service) decode(_ context.Context, r *http.Request) (any, error) {
+	receivedAt := s.cfg.Now()
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.provider.Verify(r.Header, body, receivedAt)
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.provider.Map(d, body)
+	if err != nil {
+		return nil, err
+	}
+	corr := r.Header.Get("X-Request-Id")
+	if corr == "" || len(corr) > 128 {
+		corr = newID()
+	}
+	if e != nil {
+		e.ReceivedAt = receivedAt.UTC().Truncate(time.Millisecond)
+		e.CorrelationID = corr
+	}
+	return &delivery{Delivery: d, receivedAt: receivedAt, body: body,
+		headers: keptHeaders(r.Header, s.provider.SecretHeaders()), event: e, correlationID: corr}, nil
+}
+
+// accept writes a verified delivery to Kafka and returns once Kafka has
+// acknowledged it.
+func (s *service) accept(ctx context.Context, req any) (any, error) {
+	d := req.(*delivery)
+	key := s.provider.Name() + ":" + d.ID
+	if s.cfg.Dedup != nil {
+		claim, err := s.cfg.Dedup.Claim(ctx, key)
+		switch {
+		case err != nil:
+			// Fail open: a duplicate that gets through is absorbed
+			// downstream, a refused delivery would be retried for hours.
+			s.cfg.Logger.Warn("dedup unavailable; accepting without it", "delivery_id", d.ID, "err", err)
+		case claim == ClaimDone:
+			return response{Status: "duplicate", DeliveryID: d.ID}, nil
+		case claim == ClaimInFlight:
+			return nil, errInFlight
+		}
+	}
+	recs, err := s.records(d)
+	if err == nil {
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
+		err = s.cfg.Producer.ProduceSync(pctx, recs...).FirstErr()
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("%w: %v", errUnavailable, err)
+		}
+	}
+	if s.cfg.Dedup != nil {
+		dctx := context.WithoutCancel(ctx)
+		if err != nil {
+			_ = s.cfg.Dedup.Release(dctx, key)
+		} else if derr := s.cfg.Dedup.Complete(dctx, key); derr != nil {
+			s.cfg.Logger.Warn("dedup: could not mark delivery done", "delivery_id", d.ID, "err", derr)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return response{Status: "accepted", DeliveryID: d.ID}, nil
+}
+
+func (s *service) records(d *delivery) ([]*kgo.Record, error) {
+	received := strconv.FormatInt(d.receivedAt.UnixMilli(), 10)
+	receipt := &avro.WebhookReceipt{DeliveryID: d.ID, Provider: s.provider.Name(),
+		ReceivedAt: d.receivedAt.UTC().Truncate(time.Millisecond), Headers: d.headers, Body: d.body}
+	rv, err := s.codec.Marshal(receipt)
+	if err != nil {
+		return nil, err
+	}
+	rs, _ := s.codec.SchemaOf(receipt)
+	recs := []*kgo.Record{{
+		Topic: s.cfg.Topics.WebhooksRaw, Key: []byte(d.ID), Value: rv,
+		Headers: stream.Headers(stream.HeaderEventType, "webhook.receipt",
+			stream.HeaderSchemaFP, stream.FingerprintHeader(rs.Fingerprint),
+			stream.HeaderCorrelationID, d.correlationID, stream.HeaderProvider, s.provider.Name(),
+			stream.HeaderReceivedAt, received),
+	}}
+	if d.event == nil {
+		return recs, nil
+	}
+	ev, err := s.codec.Marshal(d.event)
+	if err != nil {
+		return nil, err
+	}
+	es, _ := s.codec.SchemaOf(d.event)
+	return append(recs, &kgo.Record{
+		Topic: s.cfg.Topics.Orders, Key: []byte(d.event.OrderID), Value: ev,
+		Headers: stream.Headers(stream.HeaderEventType, "order."+strings.ToLower(d.event.Type),
+			stream.HeaderSchemaFP, stream.FingerprintHeader(es.Fingerprint),
+			stream.HeaderCorrelationID, d.correlationID, stream.HeaderProvider, s.provider.Name(),
+			stream.HeaderReceivedAt, received),
+	}), nil
+}
+
+// keptHeaders are the request headers a receipt keeps: all but the
+// provider's signatures and credentials.
+func keptHeaders(h http.Header, secret []string) map[string]string {
+	drop := map[string]bool{"Authorization": true, "Cookie": true, "Proxy-Authorization": true}
+	for _, k := range secret {
+		drop[http.CanonicalHeaderKey(k)] = true
+	}
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		if !drop[http.CanonicalHeaderKey(k)] {
+			out[strings.ToLower(k)] = strings.Join(v, ", ")
+		}
+	}
+	return out
+}
+
+type response struct {
+	Status     string `json:"status"`
+	DeliveryID string `json:"delivery_id"`
+}
+
+func encodeResponse(ctx context.Context, w http.ResponseWriter, resp any) error {
+	return httptransport.EncodeJSONResponse(ctx, w, resp)
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

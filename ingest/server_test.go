@@ -1,0 +1,263 @@
+package ingest
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopstream/shopstream/ingest/providers"
+	"github.com/shopstream/shopstream/schemas/avro"
+	"github.com/shopstream/shopstream/topology"
+)
+
+var (
+	testKey    = []byte("shopstream-test-secret")
+	testSecret = "whsec_" + base64.StdEncoding.EncodeToString(testKey)
+	testNow    = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+)
+
+const paidBody = `{"type":"order.paid","timestamp":"2026-11-24T11:59:59Z","data":{"order_id":"o-1","line_items":[{"id":"1","sku":"SKU-A","quantity":2}]}}`
+
+type recordingProducer struct {
+	mu   sync.Mutex
+	recs []*kgo.Record
+	err  error
+}
+
+func (p *recordingProducer) ProduceSync(_ context.Context, rs ...*kgo.Record) kgo.ProduceResults {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(kgo.ProduceResults, len(rs))
+	for i, r := range rs {
+		out[i] = kgo.ProduceResult{Record: r, Err: p.err}
+		if p.err == nil {
+			p.recs = append(p.recs, r)
+		}
+	}
+	return out
+}
+
+func newTestServer(t *testing.T, prod Producer, dedup Deduper) *httptest.Server {
+	t.Helper()
+	p, err := providers.NewStandardWebhooks(providers.StandardWebhooksConfig{Secrets: []string{testSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewHandler(Config{Providers: []providers.Provider{p}, Producer: prod, Dedup: dedup,
+		MaxBodyBytes: 4096, Now: func() time.Time { return testNow }, Topics: topology.NamesFor("")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func newServer(t *testing.T, h http.Handler) string {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+type post struct {
+	path, method, id, body string
+	signedAt               time.Time
+	sig                    string
+}
+
+// answer is any JSON answer: an error, or a status.
+type answer struct {
+	apiError
+	Status string `json:"status"`
+}
+
+func (p post) do(t *testing.T, url string) (*http.Response, answer) {
+	t.Helper()
+	if p.path == "" {
+		p.path = "/webhooks/standardwebhooks"
+	}
+	if p.method == "" {
+		p.method = http.MethodPost
+	}
+	if p.id == "" {
+		p.id = "msg_1"
+	}
+	if p.signedAt.IsZero() {
+		p.signedAt = testNow
+	}
+	req, _ := http.NewRequest(p.method, url+p.path, strings.NewReader(p.body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Webhook-Id", p.id)
+	req.Header.Set("Webhook-Timestamp", strconv.FormatInt(p.signedAt.Unix(), 10))
+	if p.sig == "" {
+		p.sig = providers.Sign(testKey, p.id, p.signedAt, []byte(p.body))
+	}
+	req.Header.Set("Webhook-Signature", p.sig)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var a answer
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		t.Fatalf("answer is not JSON: %v", err)
+	}
+	return resp, a
+}
+
+func TestRejectionsChangeNothing(t *testing.T) {
+	prod := &recordingProducer{}
+	srv := newTestServer(t, prod, nil)
+	tests := []struct {
+		name   string
+		p      post
+		status int
+		code   string
+	}{
+		{"bad signature", post{body: paidBody, sig: "v1,AAAA"}, 401, "invalid_signature"},
+		{"signed by another key", post{body: paidBody, sig: providers.Sign([]byte("other"), "msg_1", testNow, []byte(paidBody))}, 401, "invalid_signature"},
+		{"stale timestamp", post{body: paidBody, signedAt: testNow.Add(-6 * time.Minute)}, 401, "stale_timestamp"},
+		{"timestamp from the future", post{body: paidBody, signedAt: testNow.Add(6 * time.Minute)}, 401, "stale_timestamp"},
+		{"oversized body", post{body: `{"type":"order.paid","pad":"` + strings.Repeat("x", 5000) + `"}`}, 413, "body_too_large"},
+		{"malformed json", post{body: `{"type":"order.paid",`}, 400, "malformed_payload"},
+		{"order without id", post{body: `{"type":"order.paid","timestamp":"2026-11-24T11:59:59Z","data":{}}`}, 400, "malformed_payload"},
+		{"unknown provider", post{path: "/webhooks/nope", body: paidBody}, 404, "unknown_provider"},
+		{"wrong method", post{method: http.MethodGet, body: ""}, 405, "method_not_allowed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := tt.p.do(t, srv.URL)
+			if resp.StatusCode != tt.status || body.Error.Code != tt.code || body.Error.Message == "" {
+				t.Fatalf("got %d %+v, want %d %s", resp.StatusCode, body, tt.status, tt.code)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Fatalf("content type %q", ct)
+			}
+		})
+	}
+	if len(prod.recs) != 0 {
+		t.Fatalf("rejected deliveries produced %d records", len(prod.recs))
+	}
+}
+
+func TestAcceptedDeliveryIsWrittenBeforeTheAnswer(t *testing.T) {
+	prod := &recordingProducer{}
+	srv := newTestServer(t, prod, nil)
+	resp, _ := post{id: "msg_ok", body: paidBody}.do(t, srv.URL)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if len(prod.recs) != 2 {
+		t.Fatalf("produced %d records, want receipt and order", len(prod.recs))
+	}
+	raw, order := prod.recs[0], prod.recs[1]
+	if raw.Topic != topology.WebhooksRaw || string(raw.Key) != "msg_ok" || order.Topic != topology.Orders || string(order.Key) != "o-1" {
+		t.Fatalf("records %s/%s %s/%s", raw.Topic, raw.Key, order.Topic, order.Key)
+	}
+	var receipt avro.WebhookReceipt
+	if err := avro.Default().Unmarshal(raw.Value, &receipt); err != nil {
+		t.Fatal(err)
+	}
+	if string(receipt.Body) != paidBody || receipt.Headers["webhook-id"] != "msg_ok" {
+		t.Fatalf("receipt %+v", receipt)
+	}
+	if _, ok := receipt.Headers["webhook-signature"]; ok {
+		t.Fatal("the receipt kept the signature")
+	}
+	var e avro.OrderEvent
+	if err := avro.Default().Unmarshal(order.Value, &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.EventID != "msg_ok" || e.Type != avro.OrderPaid || e.Lines[0].SKU != "SKU-A" || !e.ReceivedAt.Equal(testNow) || e.CorrelationID == "" {
+		t.Fatalf("event %+v", e)
+	}
+}
+
+func TestNonOrderEventKeepsOnlyAReceipt(t *testing.T) {
+	prod := &recordingProducer{}
+	srv := newTestServer(t, prod, nil)
+	resp, _ := post{body: `{"type":"customer.created","timestamp":"2026-11-24T11:59:59Z","data":{}}`}.do(t, srv.URL)
+	if resp.StatusCode != 200 || len(prod.recs) != 1 || prod.recs[0].Topic != topology.WebhooksRaw {
+		t.Fatalf("status %d, %d records", resp.StatusCode, len(prod.recs))
+	}
+}
+
+func TestKafkaFailureIs503WithRetryAfter(t *testing.T) {
+	srv := newTestServer(t, &recordingProducer{err: errors.New("broker gone")}, nil)
+	resp, body := post{body: paidBody}.do(t, srv.URL)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "5" || body.Error.Code != "unavailable" {
+		t.Fatalf("got %d retry-after %q %+v", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if strings.Contains(body.Error.Message, "broker gone") {
+		t.Fatal("Kafka's detail leaked into the answer")
+	}
+}
+
+type memDedup struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (d *memDedup) Claim(_ context.Context, k string) (Claim, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch d.m[k] {
+	case "done":
+		return ClaimDone, nil
+	case "pending":
+		return ClaimInFlight, nil
+	}
+	d.m[k] = "pending"
+	return ClaimNew, nil
+}
+func (d *memDedup) Complete(_ context.Context, k string) error { d.set(k, "done"); return nil }
+func (d *memDedup) Release(_ context.Context, k string) error  { d.set(k, ""); return nil }
+func (d *memDedup) set(k, v string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.m[k] = v
+}
+
+func TestDuplicateDeliveryIsAnsweredWithoutAWrite(t *testing.T) {
+	prod := &recordingProducer{}
+	dedup := &memDedup{m: map[string]string{}}
+	srv := newTestServer(t, prod, dedup)
+	for i, want := range []string{"accepted", "duplicate"} {
+		resp, a := post{id: "msg_dup", body: paidBody}.do(t, srv.URL)
+		if resp.StatusCode != 200 || a.Status != want {
+			t.Fatalf("attempt %d: %d %q, want 200 %q", i, resp.StatusCode, a.Status, want)
+		}
+	}
+	if len(prod.recs) != 2 {
+		t.Fatalf("a duplicate was written again: %d records", len(prod.recs))
+	}
+	dedup.set("standardwebhooks:msg_busy", "pending")
+	resp, body := post{id: "msg_busy", body: paidBody}.do(t, srv.URL)
+	if resp.StatusCode != 409 || body.Error.Code != "delivery_in_flight" || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("in flight: %d %+v", resp.StatusCode, body)
+	}
+}
+
+// A failed write releases the claim: the provider's retry must go through.
+func TestFailedWriteReleasesTheClaim(t *testing.T) {
+	prod := &recordingProducer{err: errors.New("down")}
+	dedup := &memDedup{m: map[string]string{}}
+	srv := newTestServer(t, prod, dedup)
+	if resp, _ := (post{id: "msg_r", body: paidBody}).do(t, srv.URL); resp.StatusCode != 503 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	prod.err = nil
+	if resp, _ := (post{id: "msg_r", body: paidBody}).do(t, srv.URL); resp.StatusCode != 200 || len(prod.recs) != 2 {
+		t.Fatalf("retry: status %d, %d records", resp.StatusCode, len(prod.recs))
+	}
+}

@@ -1,0 +1,67 @@
+package topology_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/shopstream/shopstream/internal/testenv"
+	"github.com/shopstream/shopstream/topology"
+)
+
+func TestApplyIsIdempotentAndRepairsDrift(t *testing.T) {
+	adm := testenv.Kafka(t)
+	ctx := context.Background()
+	prefix := testenv.Namespace(t)
+	topics := topology.Topics(topology.Options{Prefix: prefix, Partitions: 2, ReplicationFactor: 1})
+
+	plan, err := topology.Plan(ctx, adm, topics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan) != len(topics) {
+		t.Fatalf("first plan has %d steps, want %d creates: %v", len(plan), len(topics), plan)
+	}
+	if err := topology.Apply(ctx, adm, plan); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := topology.Plan(ctx, adm, topics); err != nil || len(again) != 0 {
+		t.Fatalf("second plan %v, %v; want nothing to do", again, err)
+	}
+
+	// An operator changed retention by hand, and the code now wants more partitions.
+	v := "1000"
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: &v}}, prefix+topology.Orders); err != nil {
+		t.Fatal(err)
+	}
+	grown := topology.Topics(topology.Options{Prefix: prefix, Partitions: 4, ReplicationFactor: 1})
+	plan, err = topology.Plan(ctx, adm, grown)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[topology.ActionKind]int{}
+	for _, a := range plan {
+		kinds[a.Kind]++
+	}
+	if kinds[topology.AlterConfig] != 1 || kinds[topology.AddPartitions] != 4 || len(plan) != 5 {
+		t.Fatalf("plan %v", plan)
+	}
+	if err := topology.Apply(ctx, adm, plan); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := topology.Plan(ctx, adm, grown); err != nil || len(again) != 0 {
+		t.Fatalf("after repair: %v, %v", again, err)
+	}
+	// Fewer partitions than the cluster has is drift to report, not to apply.
+	shrunk := topology.Topics(topology.Options{Prefix: prefix, Partitions: 2, ReplicationFactor: 1})
+	plan, _ = topology.Plan(ctx, adm, shrunk)
+	for _, a := range plan {
+		if a.Kind != topology.Drift {
+			t.Fatalf("shrinking planned %v", a)
+		}
+	}
+	if len(plan) != 4 {
+		t.Fatalf("want 4 drift reports, got %v", plan)
+	}
+}
