@@ -121,7 +121,7 @@ func ClickHouse(t testing.TB, database string) driver.Conn {
 		admin.Close()
 	})
 	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{ClickHouseAddr()},
-		Auth: clickhouse.Auth{Database: database}, DialTimeout: 3 * time.Second})
+		Auth: clickhouse.Auth{Database: database}, DialTimeout: 3 * time.Second, ReadTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
