@@ -6,6 +6,8 @@
 -- KEYS[3] ledger     list of "delta_id|quantity|stock_after", one per applied delta
 -- KEYS[4] backorder  "1" lets this SKU's stock go below zero
 -- ARGV[1] delta_id  ARGV[2] signed quantity  ARGV[3] applied_at (ms)
+-- ARGV[4] the delta this one reverses, or "": a restock gives back only a
+--         sale that was applied, never one that was refused
 -- Returns {1, outcome} for a delta seen before, {0, outcome} for a new one;
 -- outcome is "APPLIED|stock_after|applied_at|" or "REFUSED|stock|applied_at|reason".
 local prev = redis.call('HGET', KEYS[2], ARGV[1])
@@ -14,7 +16,10 @@ if prev then
 end
 local stock = redis.call('GET', KEYS[1]) or '0'
 local outcome
-if tonumber(ARGV[2]) < 0 and tonumber(stock) + tonumber(ARGV[2]) < 0
+local reversed = ARGV[4] ~= '' and redis.call('HGET', KEYS[2], ARGV[4])
+if ARGV[4] ~= '' and (not reversed or string.sub(reversed, 1, 8) ~= 'APPLIED|') then
+  outcome = 'REFUSED|' .. stock .. '|' .. ARGV[3] .. '|reversed_delta_not_applied'
+elseif tonumber(ARGV[2]) < 0 and tonumber(stock) + tonumber(ARGV[2]) < 0
    and redis.call('GET', KEYS[4]) ~= '1' then
   outcome = 'REFUSED|' .. stock .. '|' .. ARGV[3] .. '|insufficient_stock'
 else

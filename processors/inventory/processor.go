@@ -19,7 +19,7 @@ import (
 
 // Applier is what the processor needs of a Store.
 type Applier interface {
-	Apply(ctx context.Context, sku, deltaID string, quantity int64, now time.Time) (Outcome, error)
+	Apply(ctx context.Context, d Delta, now time.Time) (Outcome, error)
 }
 
 // Processor is the stream.Handler of the inventory stage.
@@ -45,7 +45,7 @@ func (p *Processor) Handle(ctx context.Context, rec *kgo.Record) ([]*kgo.Record,
 	if err := validate(&d); err != nil {
 		return nil, err
 	}
-	out, err := p.store.Apply(ctx, d.SKU, d.DeltaID, d.Quantity, p.now())
+	out, err := p.store.Apply(ctx, Delta{ID: d.DeltaID, SKU: d.SKU, Quantity: d.Quantity, Reverses: d.Reverses}, p.now())
 	if err != nil {
 		return nil, err
 	}

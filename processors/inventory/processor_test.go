@@ -71,6 +71,6 @@ func TestBadDeltasArePermanent(t *testing.T) {
 
 type failingApplier struct{}
 
-func (failingApplier) Apply(context.Context, string, string, int64, time.Time) (Outcome, error) {
+func (failingApplier) Apply(context.Context, Delta, time.Time) (Outcome, error) {
 	panic("a bad delta reached the store")
 }

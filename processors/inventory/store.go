@@ -46,13 +46,13 @@ type StoreConfig struct {
 
 // Store keeps per-SKU stock in Redis.
 type Store struct {
-	rdb    redis.Scripter
+	rdb    redis.Cmdable
 	locker *redislock.Client
 	cfg    StoreConfig
 }
 
 // NewStore returns a Store on rdb.
-func NewStore(rdb redis.Scripter, cfg StoreConfig) *Store {
+func NewStore(rdb redis.Cmdable, cfg StoreConfig) *Store {
 	if cfg.LockTTL == 0 {
 		cfg.LockTTL = 5 * time.Second
 	}
@@ -85,16 +85,27 @@ func ValidSKU(sku string) error {
 	return nil
 }
 
-// Apply applies quantity to sku's stock once per deltaID, under the SKU's
+// Delta is what Apply needs of an inventory delta.
+type Delta struct {
+	ID, SKU  string
+	Quantity int64
+	// Reverses names the delta this one gives back (a restock's sale); it
+	// applies only if that one was applied.
+	Reverses string
+}
+
+// Apply applies d to its SKU's stock once per delta id, under the SKU's
 // lock. The script checks and records deltaID in the same atomic step that
 // changes the stock; the lock serialises instances that both believe they
 // own the SKU's partition during a rebalance, and is what other per-SKU
 // operations (reconcile, rebuild) take to freeze a SKU. A sale that would
-// take stock below zero is refused unless the SKU allows backorders; the
-// refusal is recorded too, so a replay decides the same way.
+// take stock below zero is refused unless the SKU allows backorders, and so
+// is a restock of a sale that was refused; a refusal is recorded too, so a
+// replay decides the same way.
 //
 // Errors are Redis or lock failures, all worth retrying.
-func (s *Store) Apply(ctx context.Context, sku, deltaID string, quantity int64, now time.Time) (Outcome, error) {
+func (s *Store) Apply(ctx context.Context, d Delta, now time.Time) (Outcome, error) {
+	sku := d.SKU
 	k := KeysFor(s.cfg.Prefix, sku)
 	lockCtx, cancel := context.WithTimeout(ctx, s.cfg.LockWait)
 	lock, err := s.locker.Obtain(lockCtx, k.Lock, s.cfg.LockTTL, &redislock.Options{
@@ -109,9 +120,9 @@ func (s *Store) Apply(ctx context.Context, sku, deltaID string, quantity int64, 
 		_ = lock.Release(context.WithoutCancel(ctx))
 	}()
 	res, err := applyScript.Run(ctx, s.rdb, []string{k.Stock, k.Applied, k.Ledger, k.Backorder},
-		deltaID, quantity, now.UnixMilli()).Slice()
+		d.ID, d.Quantity, now.UnixMilli(), d.Reverses).Slice()
 	if err != nil {
-		return Outcome{}, fmt.Errorf("inventory: apply %s to %s: %w", deltaID, sku, err)
+		return Outcome{}, fmt.Errorf("inventory: apply %s to %s: %w", d.ID, sku, err)
 	}
 	if len(res) != 2 {
 		return Outcome{}, fmt.Errorf("inventory: apply script returned %v", res)
@@ -135,4 +146,44 @@ func parseOutcome(s string) (Outcome, error) {
 		return Outcome{}, fmt.Errorf("inventory: malformed outcome %q: %w", s, err)
 	}
 	return Outcome{Status: parts[0], StockAfter: stock, AppliedAt: time.UnixMilli(at).UTC(), Reason: parts[3]}, nil
+}
+
+// Stock returns sku's stock; 0 for a SKU never seen.
+func (s *Store) Stock(ctx context.Context, sku string) (int64, error) {
+	v, err := s.rdb.Get(ctx, KeysFor(s.cfg.Prefix, sku).Stock).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return v, err
+}
+
+// LedgerEntry is one applied delta as the ledger records it.
+type LedgerEntry struct {
+	DeltaID    string
+	Quantity   int64
+	StockAfter int64
+}
+
+// Ledger returns sku's applied deltas in the order they were applied.
+func (s *Store) Ledger(ctx context.Context, sku string) ([]LedgerEntry, error) {
+	raw, err := s.rdb.LRange(ctx, KeysFor(s.cfg.Prefix, sku).Ledger, 0, -1).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]LedgerEntry, len(raw))
+	for i, r := range raw {
+		// The id may itself hold '|'; quantity and stock are the last two fields.
+		j := strings.LastIndexByte(r, '|')
+		k := strings.LastIndexByte(r[:max(j, 0)], '|')
+		if k < 0 {
+			return nil, fmt.Errorf("inventory: malformed ledger entry %q", r)
+		}
+		q, err1 := strconv.ParseInt(r[k+1:j], 10, 64)
+		a, err2 := strconv.ParseInt(r[j+1:], 10, 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("inventory: malformed ledger entry %q: %w", r, err)
+		}
+		out[i] = LedgerEntry{DeltaID: r[:k], Quantity: q, StockAfter: a}
+	}
+	return out, nil
 }

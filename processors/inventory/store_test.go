@@ -38,7 +38,7 @@ func TestApplyOnceAndRefuse(t *testing.T) {
 		{"o3:1:sale", -2, avro.MovementApplied, 0, false, "", now},
 	}
 	for i, st := range steps {
-		out, err := s.Apply(ctx, "SKU-A", st.id, st.qty, now.Add(time.Duration(i)*time.Second))
+		out, err := s.Apply(ctx, Delta{ID: st.id, SKU: "SKU-A", Quantity: st.qty}, now.Add(time.Duration(i)*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,14 +52,42 @@ func TestApplyOnceAndRefuse(t *testing.T) {
 			t.Fatalf("step %d: a duplicate must return the first decision's time", i)
 		}
 	}
-	k := KeysFor(prefix, "SKU-A")
-	if v, _ := rdb.Get(ctx, k.Stock).Int64(); v != 0 {
-		t.Fatalf("stock %d, want 0", v)
+	if v, err := s.Stock(ctx, "SKU-A"); v != 0 || err != nil {
+		t.Fatalf("stock %d %v, want 0", v, err)
 	}
-	ledger, _ := rdb.LRange(ctx, k.Ledger, 0, -1).Result()
-	want := []string{"restock-1|5|5", "o1:1:sale|-3|2", "o3:1:sale|-2|0"}
-	if fmt.Sprint(ledger) != fmt.Sprint(want) {
-		t.Fatalf("ledger %v, want %v", ledger, want)
+	ledger, err := s.Ledger(ctx, "SKU-A")
+	want := []LedgerEntry{{"restock-1", 5, 5}, {"o1:1:sale", -3, 2}, {"o3:1:sale", -2, 0}}
+	if err != nil || fmt.Sprint(ledger) != fmt.Sprint(want) {
+		t.Fatalf("ledger %v %v, want %v", ledger, err, want)
+	}
+}
+
+// A restock gives back only a sale that was applied: restocking a refused
+// sale would create stock that never left.
+func TestRestockOfARefusedSaleIsRefused(t *testing.T) {
+	rdb := testenv.Redis(t)
+	ctx := context.Background()
+	s := NewStore(rdb, StoreConfig{Prefix: testenv.Namespace(t)})
+	steps := []struct {
+		d      Delta
+		status string
+		stock  int64
+	}{
+		{Delta{ID: "seed", SKU: "R", Quantity: 1}, avro.MovementApplied, 1},
+		{Delta{ID: "o1:1:sale", SKU: "R", Quantity: -5}, avro.MovementRefused, 1},
+		{Delta{ID: "o1:1:restock", SKU: "R", Quantity: 5, Reverses: "o1:1:sale"}, avro.MovementRefused, 1},
+		{Delta{ID: "o2:1:restock", SKU: "R", Quantity: 1, Reverses: "o2:1:sale"}, avro.MovementRefused, 1},
+		{Delta{ID: "o3:1:sale", SKU: "R", Quantity: -1}, avro.MovementApplied, 0},
+		{Delta{ID: "o3:1:restock", SKU: "R", Quantity: 1, Reverses: "o3:1:sale"}, avro.MovementApplied, 1},
+	}
+	for _, st := range steps {
+		out, err := s.Apply(ctx, st.d, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Status != st.status || out.StockAfter != st.stock {
+			t.Fatalf("%s: %+v, want %s at %d", st.d.ID, out, st.status, st.stock)
+		}
 	}
 }
 
@@ -69,7 +97,7 @@ func TestBackorderAllowsNegativeStock(t *testing.T) {
 	prefix := testenv.Namespace(t)
 	s := NewStore(rdb, StoreConfig{Prefix: prefix})
 	rdb.Set(ctx, KeysFor(prefix, "PRE").Backorder, "1", 0)
-	out, err := s.Apply(ctx, "PRE", "o:1:sale", -4, time.Now())
+	out, err := s.Apply(ctx, Delta{ID: "o:1:sale", SKU: "PRE", Quantity: -4}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +121,7 @@ func TestConcurrentApplyIsExact(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < ids; i++ {
-				if _, err := s.Apply(ctx, "HOT", fmt.Sprintf("d%d", i), 1, time.Now()); err != nil {
+				if _, err := s.Apply(ctx, Delta{ID: fmt.Sprintf("d%d", i), SKU: "HOT", Quantity: 1}, time.Now()); err != nil {
 					errs <- err
 					return
 				}
@@ -117,7 +145,7 @@ func TestConcurrentApplyIsExact(t *testing.T) {
 func TestApplyWithRedisGoneIsTransient(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer rdb.Close()
-	_, err := NewStore(rdb, StoreConfig{LockWait: 300 * time.Millisecond}).Apply(context.Background(), "S", "d", 1, time.Now())
+	_, err := NewStore(rdb, StoreConfig{LockWait: 300 * time.Millisecond}).Apply(context.Background(), Delta{ID: "d", SKU: "S", Quantity: 1}, time.Now())
 	if err == nil || stream.IsPermanent(err) {
 		t.Fatalf("err %v, want a transient error", err)
 	}

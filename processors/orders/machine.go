@@ -1,8 +1,6 @@
 package orders
 
 import (
-	"fmt"
-
 	"github.com/shopstream/shopstream/schemas/avro"
 )
 
@@ -99,6 +97,12 @@ func Step(s *State, e *avro.OrderEvent) (next State, changed bool, t Transition)
 	return next, true, t
 }
 
+// DeltaID is the id of the delta of one order line's transition; the same
+// on every delivery of the event, every retry and every replay.
+func DeltaID(orderID, lineID string, t Transition) string {
+	return orderID + ":" + lineID + ":" + string(t)
+}
+
 // Deltas returns the deltas of transition t for the order in state s,
 // caused by event e. Their ids, order_id:line_id:transition, are the same
 // every time, so downstream applies each at most once.
@@ -112,8 +116,13 @@ func Deltas(s State, e *avro.OrderEvent, t Transition) []avro.InventoryDelta {
 	}
 	out := make([]avro.InventoryDelta, 0, len(s.Lines))
 	for _, l := range s.Lines {
+		reverses := ""
+		if t == Restock {
+			reverses = DeltaID(e.OrderID, l.LineID, Sale)
+		}
 		out = append(out, avro.InventoryDelta{
-			DeltaID:       fmt.Sprintf("%s:%s:%s", e.OrderID, l.LineID, t),
+			Reverses:      reverses,
+			DeltaID:       DeltaID(e.OrderID, l.LineID, t),
 			SKU:           l.SKU,
 			Kind:          kind,
 			Quantity:      sign * l.Quantity,

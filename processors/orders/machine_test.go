@@ -110,3 +110,14 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestRestockNamesTheSaleItReverses(t *testing.T) {
+	paid, cancelled := ev("e2", avro.OrderPaid, 2), ev("e4", avro.OrderCancelled, 4)
+	s, _, _ := Step(nil, paid)
+	s, _, tr := Step(&s, cancelled)
+	for _, d := range Deltas(s, cancelled, tr) {
+		if d.Kind != avro.DeltaRestock || d.Quantity <= 0 || d.Reverses != "o:"+d.DeltaID[2:3]+":sale" {
+			t.Fatalf("restock %+v", d)
+		}
+	}
+}

@@ -58,6 +58,7 @@ type InventoryDelta struct {
 	EventID       string    `avro:"event_id"`
 	OccurredAt    time.Time `avro:"occurred_at"`
 	CorrelationID string    `avro:"correlation_id"`
+	Reverses      string    `avro:"reverses"`
 }
 
 // InventoryMovement is inventory_movement.avsc.
