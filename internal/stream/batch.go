@@ -74,7 +74,9 @@ func Batch(ctx context.Context, cfg BatchConfig, h BatchHandler) error {
 	if err != nil {
 		return fmt.Errorf("stream: %s: %w", cfg.Group, err)
 	}
-	defer cl.Close()
+	// Close after a poll with BlockRebalanceOnPoll would wait forever for
+	// the rebalance that leaving the group starts.
+	defer cl.CloseAllowingRebalance()
 
 	for {
 		fetches := cl.PollRecords(ctx, cfg.MaxRecords)

@@ -87,7 +87,7 @@ func Transform(ctx context.Context, cfg TransformConfig, h Handler) error {
 	if err != nil {
 		return fmt.Errorf("stream: %s: %w", cfg.Group, err)
 	}
-	defer sess.Close()
+	defer sess.CloseAllowingRebalance()
 
 	failures := 0
 	for {
