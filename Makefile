@@ -1,0 +1,49 @@
+# shopstream: the two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+
+export SHOPSTREAM_KAFKA_PORT ?= 9092
+export SHOPSTREAM_REDIS_PORT ?= 6379
+export SHOPSTREAM_CLICKHOUSE_PORT ?= 9000
+export SHOPSTREAM_KAFKA_BROKERS ?= 127.0.0.1:$(SHOPSTREAM_KAFKA_PORT)
+export SHOPSTREAM_REDIS_ADDR ?= 127.0.0.1:$(SHOPSTREAM_REDIS_PORT)
+export SHOPSTREAM_CLICKHOUSE_ADDR ?= 127.0.0.1:$(SHOPSTREAM_CLICKHOUSE_PORT)
+
+FUZZTIME ?= 10s
+
+.PHONY: up down status build demo test unit fuzz clean
+
+## up: install what is missing and start Kafka, Redis and ClickHouse on loopback
+up:
+	./deploy/local/stack.sh up
+
+## down: stop what up started
+down:
+	./deploy/local/stack.sh down
+
+status:
+	./deploy/local/stack.sh status
+
+build:
+	$(GO) build -o bin/shopstream ./cmd/shopstream
+
+## demo: the pipeline end to end on a burst of signed webhooks
+demo: up build
+	./bin/shopstream demo
+
+## test: unit and integration tests against the real stack (started here)
+test: up
+	SHOPSTREAM_REQUIRE_STACK=1 $(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) fuzz FUZZTIME=5s
+
+## unit: the tests that need no stack (integration tests skip)
+unit:
+	SHOPSTREAM_REQUIRE_STACK=0 CI= $(GO) test -count=1 ./...
+
+## fuzz: every fuzz target over untrusted input, FUZZTIME each
+fuzz:
+	$(GO) test ./schemas/avro -run '^$$' -fuzz FuzzUnmarshal -fuzztime $(FUZZTIME)
+	$(GO) test ./ingest/providers -run '^$$' -fuzz FuzzStandardWebhooks -fuzztime $(FUZZTIME)
+
+clean: down
+	rm -rf .stack bin
