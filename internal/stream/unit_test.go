@@ -1,0 +1,55 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func TestBackoffDefaultsAndBounds(t *testing.T) {
+	var b Backoff
+	for attempt, max := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 6: 3200 * time.Millisecond, 7: 5 * time.Second, 100: 5 * time.Second} {
+		for range 50 {
+			w := b.Wait(attempt)
+			if w > max || w < max*4/5 {
+				t.Fatalf("attempt %d waits %v, want within [%v, %v]", attempt, w, max*4/5, max)
+			}
+		}
+	}
+}
+
+func TestErrorClasses(t *testing.T) {
+	base := errors.New("boom")
+	if IsPermanent(base) || Class(base) != ClassTransient {
+		t.Fatal("a plain error must be transient")
+	}
+	wrapped := fmt.Errorf("decode: %w", Permanent(base))
+	if !IsPermanent(wrapped) || !errors.Is(wrapped, base) || Class(wrapped) != ClassPermanent {
+		t.Fatal("Permanent must survive wrapping and keep its cause")
+	}
+	if Permanent(nil) != nil {
+		t.Fatal("Permanent(nil) must be nil")
+	}
+}
+
+func TestDeadLetterKeepsRecordAndBoundsReason(t *testing.T) {
+	rec := &kgo.Record{Topic: "orders", Partition: 2, Offset: 41, Key: []byte("k"), Value: []byte("v"),
+		Headers: []kgo.RecordHeader{{Key: HeaderCorrelationID, Value: []byte("c")}}}
+	d := DeadLetter(rec, "orders.dlq", Permanent(errors.New(strings.Repeat("x", 2000))), time.Unix(0, 0))
+	if d.Topic != "orders.dlq" || string(d.Key) != "k" || string(d.Value) != "v" {
+		t.Fatalf("dead letter %+v", d)
+	}
+	if v, _ := Header(d, HeaderCorrelationID); v != "c" {
+		t.Fatal("the record's own headers must be kept")
+	}
+	if v, _ := Header(d, HeaderErrorReason); len(v) != maxReason {
+		t.Fatalf("reason of %d bytes, want %d", len(v), maxReason)
+	}
+	if v, _ := Header(d, HeaderOriginPartition); v != "2" {
+		t.Fatalf("partition header %q", v)
+	}
+}
