@@ -11,7 +11,7 @@ export SHOPSTREAM_CLICKHOUSE_ADDR ?= 127.0.0.1:$(SHOPSTREAM_CLICKHOUSE_PORT)
 
 FUZZTIME ?= 10s
 
-.PHONY: up down status build demo test unit fuzz clean
+.PHONY: up down status build demo test unit fuzz bench clean
 
 ## up: install what is missing and start Kafka, Redis and ClickHouse on loopback
 up:
@@ -44,6 +44,10 @@ unit:
 fuzz:
 	$(GO) test ./schemas/avro -run '^$$' -fuzz FuzzUnmarshal -fuzztime $(FUZZTIME)
 	$(GO) test ./ingest/providers -run '^$$' -fuzz FuzzStandardWebhooks -fuzztime $(FUZZTIME)
+
+## bench: Go benchmarks, redis-benchmark, and the load generator against a bare handler and the pipeline
+bench: up build
+	./bench/run.sh
 
 clean: down
 	rm -rf .stack bin

@@ -28,6 +28,7 @@ usage: shopstream <command> [flags]
   stock adjust          produce a stock adjustment: -sku S -qty N -id ID
   stock show SKU...     print stock from Redis
   demo                  run the pipeline on a burst of signed webhooks and print what landed
+  loadgen               load an ingest on loopback with signed webhooks: -url U (or -bare) -n N -c C
 
 Every command takes the flags below; each defaults to its environment variable.
 `
@@ -55,11 +56,14 @@ func run(args []string) error {
 	c.register(fs)
 	var adj adjustment
 	var demo demoOptions
+	var load loadOptions
 	switch cmd {
 	case "stock":
 		adj.register(fs)
 	case "demo":
 		demo.register(fs)
+	case "loadgen":
+		load.register(fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -94,6 +98,8 @@ func run(args []string) error {
 		return errors.New("stock adjust|show")
 	case "demo":
 		return demo.run(ctx, c, os.Stdout)
+	case "loadgen":
+		return load.run(ctx, c, os.Stdout)
 	}
 	return fmt.Errorf("unknown command %q; run shopstream help", cmd)
 }

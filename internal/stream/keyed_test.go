@@ -1,0 +1,84 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func fetchesOf(recs ...*kgo.Record) kgo.Fetches {
+	parts := map[int32][]*kgo.Record{}
+	for _, r := range recs {
+		parts[r.Partition] = append(parts[r.Partition], r)
+	}
+	var ft kgo.FetchTopic
+	ft.Topic = "t"
+	for p, rs := range parts {
+		ft.Partitions = append(ft.Partitions, kgo.FetchPartition{Partition: p, Records: rs})
+	}
+	return kgo.Fetches{{Topics: []kgo.FetchTopic{ft}}}
+}
+
+// Each key's records are handled in offset order and never two at once,
+// while different keys overlap.
+func TestForEachKeyKeepsPerKeyOrder(t *testing.T) {
+	var recs []*kgo.Record
+	for i := range 200 {
+		recs = append(recs, &kgo.Record{Topic: "t", Partition: int32(i % 2), Key: []byte(fmt.Sprint("k", i%10)), Offset: int64(i)})
+	}
+	var mu sync.Mutex
+	last := map[string]int64{}
+	busy := map[string]bool{}
+	inFlight, maxInFlight := 0, 0
+	err := forEachKey(fetchesOf(recs...), 4, func(r *kgo.Record) error {
+		k := string(r.Key)
+		mu.Lock()
+		if busy[k] {
+			mu.Unlock()
+			return fmt.Errorf("key %s handled twice at once", k)
+		}
+		if prev, ok := last[k]; ok && prev >= r.Offset {
+			mu.Unlock()
+			return fmt.Errorf("key %s: offset %d after %d", k, r.Offset, prev)
+		}
+		busy[k], last[k] = true, r.Offset
+		inFlight++
+		maxInFlight = max(maxInFlight, inFlight)
+		mu.Unlock()
+		time.Sleep(100 * time.Microsecond)
+		mu.Lock()
+		busy[k] = false
+		inFlight--
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(last) != 10 || maxInFlight < 2 || maxInFlight > 4 {
+		t.Fatalf("keys %d, at most %d at once (want 2..4)", len(last), maxInFlight)
+	}
+}
+
+func TestForEachKeyStopsAtTheFirstError(t *testing.T) {
+	var recs []*kgo.Record
+	for i := range 50 {
+		recs = append(recs, &kgo.Record{Topic: "t", Key: []byte("same"), Offset: int64(i)})
+	}
+	boom := errors.New("boom")
+	calls := 0
+	err := forEachKey(fetchesOf(recs...), 4, func(r *kgo.Record) error {
+		calls++
+		if r.Offset == 3 {
+			return boom
+		}
+		return nil
+	})
+	if !errors.Is(err, boom) || calls != 4 {
+		t.Fatalf("err %v after %d calls; want boom after 4", err, calls)
+	}
+}
