@@ -18,8 +18,8 @@ SHOPSTREAM_REQUIRE_STACK=1 go test -run '^$' -bench . -benchmem -count 1 \
   ./ingest/ ./ingest/providers ./schemas/avro ./processors/inventory | grep -E '^Benchmark'
 
 echo; echo "## redis-benchmark: the server's own floor for the writes an apply makes (appendfsync always)"
-redis-benchmark -h 127.0.0.1 -p "$redis_port" -q -n 20000 -c 1 -t set,incr
-redis-benchmark -h 127.0.0.1 -p "$redis_port" -q -n 50000 -c 32 -t set,incr
+redis-benchmark -h 127.0.0.1 -p "$redis_port" -q -n 20000 -c 1 -t set,incr | tr "\r" "\n" | grep "per second" | sed "s/^ */1 client:   /"
+redis-benchmark -h 127.0.0.1 -p "$redis_port" -q -n 50000 -c 32 -t set,incr | tr "\r" "\n" | grep "per second" | sed "s/^ */32 clients: /"
 
 export SHOPSTREAM_WEBHOOK_SECRET="whsec_$(head -c 24 /dev/urandom | base64)"
 echo; echo "## ingest over loopback: bare handler (baseline), then shopstream ingest with Kafka acks=all"

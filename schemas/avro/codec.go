@@ -21,9 +21,12 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
+	"strings"
 	"sync"
 
 	hamba "github.com/hamba/avro/v2"
+	"github.com/hamba/avro/v2/pkg/crc64"
 )
 
 //go:embed *.avsc
@@ -41,7 +44,9 @@ var schemaFiles = []struct {
 	{"webhook_receipt.avsc", reflect.TypeOf(WebhookReceipt{})},
 }
 
-// magic is the single-object encoding marker, from the Avro specification.
+// magic is the single-object encoding marker, from the Avro specification;
+// the fingerprint after it is CRC-64-AVRO of the schema's Parsing Canonical
+// Form, little-endian.
 var magic = [2]byte{0xC3, 0x01}
 
 const headerLen = 10
@@ -123,7 +128,7 @@ func (r *Registry) add(text string, cache *hamba.SchemaCache) (*Schema, error) {
 	if err != nil {
 		return nil, err
 	}
-	fp, err := s.FingerprintUsing(hamba.CRC64AvroLE)
+	pcf, err := CanonicalForm(s)
 	if err != nil {
 		return nil, err
 	}
@@ -131,9 +136,29 @@ func (r *Registry) add(text string, cache *hamba.SchemaCache) (*Schema, error) {
 	if !ok {
 		return nil, errors.New("avro: top-level schema must be a named record")
 	}
-	sch := &Schema{Name: named.FullName(), Fingerprint: binary.LittleEndian.Uint64(fp), Avro: s}
+	h := crc64.New()
+	h.Write([]byte(pcf))
+	sch := &Schema{Name: named.FullName(), Fingerprint: h.Sum64(), Avro: s}
 	r.byFP[sch.Fingerprint] = sch
 	return sch, nil
+}
+
+// primitiveWithLogicalType matches a primitive that carries a logical type
+// in hamba's canonical form.
+var primitiveWithLogicalType = regexp.MustCompile(`\{"type":"(int|long|bytes|string)","logicalType":"[^"]*"(,"precision":\d+)?(,"scale":\d+)?\}`)
+
+// CanonicalForm returns the schema's Parsing Canonical Form as the Avro
+// specification defines it, the input of its fingerprint. hamba's canonical
+// form keeps logicalType, which the specification strips ("keep only type,
+// name, fields, symbols, items, values, size"); fingerprints from it match
+// no other Avro implementation, so the logical types are reduced to their
+// primitive here, and a schema this cannot reduce is refused.
+func CanonicalForm(s hamba.Schema) (string, error) {
+	pcf := primitiveWithLogicalType.ReplaceAllString(s.String(), `"$1"`)
+	if strings.Contains(pcf, `"logicalType"`) {
+		return "", errors.New("avro: a logical type outside int, long, bytes or string has no canonical form here")
+	}
+	return pcf, nil
 }
 
 // SchemaOf returns the schema that Marshal writes v with.
