@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -30,27 +29,6 @@ func realServer(t *testing.T, brokers []string, names topology.Names, dedup Dedu
 	return srv
 }
 
-func consumeAll(t *testing.T, topic string, want int) []*kgo.Record {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.Brokers()...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var recs []*kgo.Record
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
-		fs := cl.PollFetches(ctx)
-		recs = append(recs, fs.Records()...)
-		if len(recs) > want {
-			break
-		}
-	}
-	return recs
-}
-
 // A delivery and its retry, on the real broker and Redis: one receipt, one
 // order event, and both answers 200.
 func TestRealKafkaAndRedisDedup(t *testing.T) {
@@ -64,10 +42,10 @@ func TestRealKafkaAndRedisDedup(t *testing.T) {
 			t.Fatalf("%d %q, want 200 %q", resp.StatusCode, a.Status, want)
 		}
 	}
-	if raw := consumeAll(t, names.WebhooksRaw, 1); len(raw) != 1 || string(raw[0].Key) != "msg_real" {
+	if raw := testenv.ReadTopic(t, names.WebhooksRaw, 1); len(raw) != 1 || string(raw[0].Key) != "msg_real" {
 		t.Fatalf("webhooks.raw has %d records", len(raw))
 	}
-	orders := consumeAll(t, names.Orders, 1)
+	orders := testenv.ReadTopic(t, names.Orders, 1)
 	if len(orders) != 1 || string(orders[0].Key) != "o-1" {
 		t.Fatalf("orders has %d records", len(orders))
 	}

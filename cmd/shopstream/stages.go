@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/shopstream/shopstream/ingest"
 	"github.com/shopstream/shopstream/ingest/providers"
 	"github.com/shopstream/shopstream/internal/stream"
@@ -109,25 +111,29 @@ func serveIngest(ctx context.Context, c *config, ready chan<- string) error {
 }
 
 func runOrders(ctx context.Context, c *config) error {
-	rdb := c.redis()
-	defer rdb.Close()
 	t := c.topics()
-	group := c.group("orders")
-	return stream.Transform(ctx, stream.TransformConfig{
-		Client: c.client(), Group: group, Input: t.Orders, DLQ: dlq(t.Orders),
-		TransactionalID: group + "-" + c.instance,
-	}, orders.NewProcessor(orders.NewRedisStates(rdb, c.prefix), t.Deltas))
+	return runTransform(ctx, c, "orders", t.Orders, func(rdb *redis.Client) stream.Handler {
+		return orders.NewProcessor(orders.NewRedisStates(rdb, c.prefix), t.Deltas)
+	})
 }
 
 func runInventory(ctx context.Context, c *config) error {
+	t := c.topics()
+	return runTransform(ctx, c, "inventory", t.Deltas, func(rdb *redis.Client) stream.Handler {
+		return inventory.NewProcessor(inventory.NewStore(rdb, inventory.StoreConfig{Prefix: c.prefix}), t.Movements)
+	})
+}
+
+// runTransform runs a consume-transform-produce stage whose handler keeps
+// its state in Redis.
+func runTransform(ctx context.Context, c *config, stage, input string, handler func(*redis.Client) stream.Handler) error {
 	rdb := c.redis()
 	defer rdb.Close()
-	t := c.topics()
-	group := c.group("inventory")
+	group := c.group(stage)
 	return stream.Transform(ctx, stream.TransformConfig{
-		Client: c.client(), Group: group, Input: t.Deltas, DLQ: dlq(t.Deltas),
+		Client: c.client(), Group: group, Input: input, DLQ: dlq(input),
 		TransactionalID: group + "-" + c.instance,
-	}, inventory.NewProcessor(inventory.NewStore(rdb, inventory.StoreConfig{Prefix: c.prefix}), t.Movements))
+	}, handler(rdb))
 }
 
 func runSink(ctx context.Context, c *config) error {

@@ -32,29 +32,6 @@ func produce(t *testing.T, topic string, values ...string) {
 	}
 }
 
-// readAll returns the committed records of topic once want have arrived, or
-// what there is after a few quiet seconds.
-func readAll(t *testing.T, topic string, want int) []*kgo.Record {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.Brokers()...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var out []*kgo.Record
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for ctx.Err() == nil && len(out) < want {
-		out = append(out, cl.PollFetches(ctx).Records()...)
-	}
-	// Anything beyond want would be a duplicate: give it a moment to show.
-	extra, cancel2 := context.WithTimeout(context.Background(), time.Second)
-	defer cancel2()
-	out = append(out, cl.PollFetches(extra).Records()...)
-	return out
-}
-
 func values(recs []*kgo.Record) string {
 	var vs []string
 	for _, r := range recs {
@@ -97,7 +74,7 @@ func TestTransformRetriesTransientAndDeadLettersPermanent(t *testing.T) {
 			DLQ: topology.DLQ(in), TransactionalID: prefix + "txn", Backoff: stream.Backoff{Min: 10 * time.Millisecond},
 		}, h)
 	}()
-	got := readAll(t, out, 3)
+	got := testenv.ReadTopic(t, out, 3)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -108,7 +85,7 @@ func TestTransformRetriesTransientAndDeadLettersPermanent(t *testing.T) {
 	if seen["flaky"] != 3 || seen["a"] < 2 {
 		t.Fatalf("handled %v: the aborted batch must be handled again", seen)
 	}
-	dead := readAll(t, topology.DLQ(in), 1)
+	dead := testenv.ReadTopic(t, topology.DLQ(in), 1)
 	if len(dead) != 1 || string(dead[0].Value) != "bad" {
 		t.Fatalf("dlq %s", values(dead))
 	}
@@ -175,7 +152,7 @@ func TestBatchCommitsOnlyAfterTheWrite(t *testing.T) {
 	if rec.attempts < 2 || strings.Join(rec.written, ",") != "m1,m2" {
 		t.Fatalf("attempts %d, written %v", rec.attempts, rec.written)
 	}
-	if dead := readAll(t, topology.DLQ(names.Movements), 1); len(dead) != 1 || string(dead[0].Value) != "junk" {
+	if dead := testenv.ReadTopic(t, topology.DLQ(names.Movements), 1); len(dead) != 1 || string(dead[0].Value) != "junk" {
 		t.Fatalf("dlq %s", values(dead))
 	}
 	again := &batchRecorder{attempts: 1}

@@ -164,3 +164,25 @@ func Topics(t testing.TB, prefix string) topology.Names {
 	}
 	return topology.NamesFor(prefix)
 }
+
+// ReadTopic returns the committed records of topic, from the start, once
+// want have arrived or after a few quiet seconds; it then waits a moment
+// more so that a record beyond want, a duplicate, would be seen too.
+func ReadTopic(t testing.TB, topic string, want int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(Brokers()...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []*kgo.Record
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for ctx.Err() == nil && len(out) < want {
+		out = append(out, cl.PollFetches(ctx).Records()...)
+	}
+	extra, cancelExtra := context.WithTimeout(context.Background(), time.Second)
+	defer cancelExtra()
+	return append(out, cl.PollFetches(extra).Records()...)
+}
