@@ -71,10 +71,15 @@ type pipeline struct {
 }
 
 func newPipeline(t *testing.T) *pipeline {
+	return newPipelineOn(t, testenv.Redis(t), testenv.RedisAddr())
+}
+
+// newPipelineOn is newPipeline with a Redis of the test's own.
+func newPipelineOn(t *testing.T, rdb *redis.Client, redisAddr string) *pipeline {
 	ns := testenv.Namespace(t)
 	p := &pipeline{t: t, prefix: ns, db: "e2e_" + strings.TrimSuffix(ns, "_"), names: topology.NamesFor(ns)}
 	p.adm = testenv.Kafka(t)
-	p.rdb = testenv.Redis(t)
+	p.rdb = rdb
 	p.ch = testenv.ClickHouse(t, p.db)
 	p.store = inventory.NewStore(p.rdb, inventory.StoreConfig{Prefix: ns})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -86,7 +91,7 @@ func newPipeline(t *testing.T) *pipeline {
 	p.url = "http://" + addr + "/webhooks/standardwebhooks"
 	p.env = append(os.Environ(),
 		"SHOPSTREAM_KAFKA_BROKERS="+strings.Join(testenv.Brokers(), ","),
-		"SHOPSTREAM_REDIS_ADDR="+testenv.RedisAddr(),
+		"SHOPSTREAM_REDIS_ADDR="+redisAddr,
 		"SHOPSTREAM_CLICKHOUSE_ADDR="+testenv.ClickHouseAddr(),
 		"SHOPSTREAM_CLICKHOUSE_DB="+p.db,
 		"SHOPSTREAM_PREFIX="+ns,
