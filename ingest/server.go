@@ -209,13 +209,10 @@ func (s *service) records(d *delivery) ([]*kgo.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	rs, _ := s.codec.SchemaOf(receipt)
 	recs := []*kgo.Record{{
 		Topic: s.cfg.Topics.WebhooksRaw, Key: []byte(d.ID), Value: rv,
-		Headers: stream.Headers(stream.HeaderEventType, "webhook.receipt",
-			stream.HeaderSchemaFP, stream.FingerprintHeader(rs.Fingerprint),
-			stream.HeaderCorrelationID, d.correlationID, stream.HeaderProvider, s.provider.Name(),
-			stream.HeaderReceivedAt, received),
+		Headers: stream.EventHeaders("webhook.receipt", rv, d.correlationID,
+			stream.HeaderProvider, s.provider.Name(), stream.HeaderReceivedAt, received),
 	}}
 	if d.event == nil {
 		return recs, nil
@@ -224,13 +221,10 @@ func (s *service) records(d *delivery) ([]*kgo.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	es, _ := s.codec.SchemaOf(d.event)
 	return append(recs, &kgo.Record{
 		Topic: s.cfg.Topics.Orders, Key: []byte(d.event.OrderID), Value: ev,
-		Headers: stream.Headers(stream.HeaderEventType, "order."+strings.ToLower(d.event.Type),
-			stream.HeaderSchemaFP, stream.FingerprintHeader(es.Fingerprint),
-			stream.HeaderCorrelationID, d.correlationID, stream.HeaderProvider, s.provider.Name(),
-			stream.HeaderReceivedAt, received),
+		Headers: stream.EventHeaders("order."+strings.ToLower(d.event.Type), ev, d.correlationID,
+			stream.HeaderProvider, s.provider.Name(), stream.HeaderReceivedAt, received),
 	}), nil
 }
 

@@ -17,8 +17,6 @@ import (
 	"github.com/shopstream/shopstream/topology"
 )
 
-func dlq(topic string) string { return topology.DLQ(topic) }
-
 func topics(ctx context.Context, c *config, sub string, out io.Writer) error {
 	if sub != "plan" && sub != "apply" {
 		return errors.New("topics plan|apply")
@@ -99,7 +97,6 @@ func (a *adjustment) run(ctx context.Context, c *config) error {
 
 func produceAdjustments(ctx context.Context, cl *kgo.Client, topic string, deltas ...avro.InventoryDelta) error {
 	reg := avro.Default()
-	s, _ := reg.SchemaOf(avro.InventoryDelta{})
 	recs := make([]*kgo.Record, len(deltas))
 	for i := range deltas {
 		v, err := reg.Marshal(&deltas[i])
@@ -107,8 +104,7 @@ func produceAdjustments(ctx context.Context, cl *kgo.Client, topic string, delta
 			return err
 		}
 		recs[i] = &kgo.Record{Topic: topic, Key: []byte(deltas[i].SKU), Value: v,
-			Headers: stream.Headers(stream.HeaderEventType, "inventory.delta.adjustment",
-				stream.HeaderSchemaFP, stream.FingerprintHeader(s.Fingerprint))}
+			Headers: stream.EventHeaders("inventory.delta.adjustment", v, "")}
 	}
 	return cl.ProduceSync(ctx, recs...).FirstErr()
 }

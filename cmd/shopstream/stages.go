@@ -18,6 +18,7 @@ import (
 	"github.com/shopstream/shopstream/processors/inventory"
 	"github.com/shopstream/shopstream/processors/orders"
 	chsink "github.com/shopstream/shopstream/sinks/clickhouse"
+	"github.com/shopstream/shopstream/topology"
 )
 
 // stage is one part of the pipeline, run until ctx is done.
@@ -131,7 +132,7 @@ func runTransform(ctx context.Context, c *config, stage, input string, handler f
 	defer rdb.Close()
 	group := c.group(stage)
 	return stream.Transform(ctx, stream.TransformConfig{
-		Client: c.client(), Group: group, Input: input, DLQ: dlq(input),
+		Client: c.client(), Group: group, Input: input, DLQ: topology.DLQ(input),
 		TransactionalID: group + "-" + c.instance,
 	}, handler(rdb))
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopstream/shopstream/schemas/avro"
 )
 
 // Headers every shopstream record carries, so routing and tracing need not
@@ -99,8 +101,17 @@ func Headers(kv ...string) []kgo.RecordHeader {
 	return h
 }
 
-// FingerprintHeader formats a schema fingerprint for HeaderSchemaFP.
-func FingerprintHeader(fp uint64) string { return fmt.Sprintf("%016x", fp) }
+// EventHeaders are the headers of a record whose value is single-object
+// encoded Avro: its event type, its writer schema's fingerprint (read from
+// the value itself, so the two cannot disagree), its correlation id, and
+// any further key/value pairs.
+func EventHeaders(eventType string, value []byte, correlationID string, kv ...string) []kgo.RecordHeader {
+	fp := ""
+	if n, err := avro.Fingerprint(value); err == nil {
+		fp = fmt.Sprintf("%016x", n)
+	}
+	return Headers(append([]string{HeaderEventType, eventType, HeaderSchemaFP, fp, HeaderCorrelationID, correlationID}, kv...)...)
+}
 
 type slogLogger struct{ l *slog.Logger }
 

@@ -53,3 +53,15 @@ func TestDeadLetterKeepsRecordAndBoundsReason(t *testing.T) {
 		t.Fatalf("partition header %q", v)
 	}
 }
+
+func TestEventHeadersReadTheFingerprintFromTheValue(t *testing.T) {
+	value := []byte{0xC3, 0x01, 0x51, 0xc8, 0x96, 0x93, 0x2a, 0xc7, 0x08, 0x9e, 0x00}
+	h := EventHeaders("order.paid", value, "c", HeaderProvider, "p")
+	rec := &kgo.Record{Headers: h}
+	for k, want := range map[string]string{HeaderEventType: "order.paid", HeaderSchemaFP: "9e08c72a9396c851",
+		HeaderCorrelationID: "c", HeaderProvider: "p"} {
+		if v, _ := Header(rec, k); v != want {
+			t.Errorf("%s = %q, want %q", k, v, want)
+		}
+	}
+}

@@ -58,16 +58,11 @@ func (p *Processor) Handle(ctx context.Context, rec *kgo.Record) ([]*kgo.Record,
 	if err != nil {
 		return nil, stream.Permanent(err)
 	}
-	s, _ := p.codec.SchemaOf(m)
 	return []*kgo.Record{{
-		Topic: p.movements,
-		Key:   []byte(d.SKU),
-		Value: value,
-		Headers: stream.Headers(
-			stream.HeaderEventType, "inventory.movement."+out.Status,
-			stream.HeaderSchemaFP, stream.FingerprintHeader(s.Fingerprint),
-			stream.HeaderCorrelationID, d.CorrelationID,
-		),
+		Topic:   p.movements,
+		Key:     []byte(d.SKU),
+		Value:   value,
+		Headers: stream.EventHeaders("inventory.movement."+out.Status, value, d.CorrelationID),
 	}}, nil
 }
 

@@ -108,8 +108,6 @@ func (p *Processor) Handle(ctx context.Context, rec *kgo.Record) ([]*kgo.Record,
 	if len(deltas) == 0 {
 		return nil, nil
 	}
-	s, _ := p.codec.SchemaOf(avro.InventoryDelta{})
-	fp := stream.FingerprintHeader(s.Fingerprint)
 	out := make([]*kgo.Record, len(deltas))
 	for i := range deltas {
 		v, err := p.codec.Marshal(&deltas[i])
@@ -117,14 +115,10 @@ func (p *Processor) Handle(ctx context.Context, rec *kgo.Record) ([]*kgo.Record,
 			return nil, stream.Permanent(err)
 		}
 		out[i] = &kgo.Record{
-			Topic: p.deltas,
-			Key:   []byte(deltas[i].SKU),
-			Value: v,
-			Headers: stream.Headers(
-				stream.HeaderEventType, "inventory.delta."+string(t),
-				stream.HeaderSchemaFP, fp,
-				stream.HeaderCorrelationID, e.CorrelationID,
-			),
+			Topic:   p.deltas,
+			Key:     []byte(deltas[i].SKU),
+			Value:   v,
+			Headers: stream.EventHeaders("inventory.delta."+string(t), v, e.CorrelationID),
 		}
 	}
 	return out, nil
