@@ -3,12 +3,15 @@
 # Central), Debian's redis-server and clickhouse-server, all on loopback, with
 # data, logs and pids under one folder ($SHOPSTREAM_STACK_DIR, default .stack).
 #
-#   stack.sh up      install what is missing, start what is not running, wait until each answers
-#   stack.sh down    stop what up started, by pid
-#   stack.sh status  one line per service
+#   stack.sh up [service...]    install what is missing, start what is not running, wait until each answers
+#   stack.sh down [service...]  stop what up started, by pid
+#   stack.sh status             one line per service
+# Services are kafka, redis and clickhouse; all three when none is named.
 #
 # Ports: SHOPSTREAM_KAFKA_PORT (9092), SHOPSTREAM_KAFKA_CONTROLLER_PORT (9093),
 # SHOPSTREAM_REDIS_PORT (6379), SHOPSTREAM_CLICKHOUSE_PORT (9000).
+# SHOPSTREAM_KAFKA_LIBS names a folder of Kafka jars to use instead of
+# resolving them into the stack folder (a test's second broker reuses them).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,12 +23,18 @@ redis_port=${SHOPSTREAM_REDIS_PORT:-6379}
 ch_port=${SHOPSTREAM_CLICKHOUSE_PORT:-9000}
 kafka_heap=${SHOPSTREAM_KAFKA_HEAP:-1g}
 wait_seconds=${SHOPSTREAM_STACK_WAIT:-90}
+kafka_libs=${SHOPSTREAM_KAFKA_LIBS:-$stack/kafka/libs}
 
 log() { printf 'stack: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 alive() { # pidfile
-  [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null
+  # A killed process whose parent has not reaped it yet still answers
+  # kill -0; its state in /proc says it is gone.
+  local pid
+  [[ -s $1 ]] || return 1
+  pid=$(cat "$1")
+  kill -0 "$pid" 2>/dev/null && [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]
 }
 
 install_packages() {
@@ -49,7 +58,7 @@ install_packages() {
 }
 
 kafka_jars() {
-  local libs=$stack/kafka/libs stamp
+  local libs=$kafka_libs stamp
   stamp=$(sha256sum "$here/pom.xml" | cut -c1-16)
   if [[ -f $libs/.complete && $(cat "$libs/.complete") == "$stamp" ]]; then return 0; fi
   log "resolving Kafka jars from Maven Central"
@@ -61,7 +70,7 @@ kafka_jars() {
 }
 
 java_args=(-Xms256m "-Xmx$kafka_heap" -XX:+UseG1GC -Djava.awt.headless=true
-  "-Dlog4j2.configurationFile=$here/log4j2.properties" -cp "$stack/kafka/libs/*")
+  "-Dlog4j2.configurationFile=$here/log4j2.properties" -cp "$kafka_libs/*")
 
 start_kafka() {
   local pidf=$stack/pids/kafka.pid conf=$stack/conf/server.properties data=$stack/data/kafka
@@ -131,15 +140,28 @@ wait_for() { # service logfile
   log "$1 answers"
 }
 
+logfile() {
+  case $1 in
+  kafka) echo "$stack/logs/kafka.log" ;;
+  redis) echo "$stack/logs/redis.log" ;;
+  clickhouse) echo "$stack/logs/clickhouse.err.log" ;;
+  esac
+}
+
+services() { # names given, checked, or all
+  local s
+  (($# == 0)) && set -- redis clickhouse kafka
+  for s in "$@"; do
+    case $s in kafka | redis | clickhouse) echo "$s" ;; *) die "unknown service $s" ;; esac
+  done
+}
+
 up() {
+  local s
   mkdir -p "$stack"/{pids,logs,conf,data}
   install_packages
-  start_redis
-  start_clickhouse
-  start_kafka
-  wait_for redis "$stack/logs/redis.log"
-  wait_for clickhouse "$stack/logs/clickhouse.err.log"
-  wait_for kafka "$stack/logs/kafka.log"
+  for s in $(services "$@"); do "start_$s"; done
+  for s in $(services "$@"); do wait_for "$s" "$(logfile "$s")"; done
 }
 
 stop() { # service
@@ -154,9 +176,8 @@ stop() { # service
 }
 
 down() {
-  stop kafka
-  stop clickhouse
-  stop redis
+  local s
+  for s in $(services "$@"); do stop "$s"; done
 }
 
 status() {
@@ -168,9 +189,11 @@ status() {
   done
 }
 
-case ${1:-} in
-up) up ;;
-down) down ;;
+cmd=${1:-}
+shift || true
+case $cmd in
+up) up "$@" ;;
+down) down "$@" ;;
 status) status ;;
-*) die "usage: stack.sh up|down|status" ;;
+*) die "usage: stack.sh up|down [kafka|redis|clickhouse...] | status" ;;
 esac
