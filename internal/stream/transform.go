@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -83,8 +84,11 @@ func (c *TransformConfig) setDefaults() error {
 // transaction together with the batch's offsets (GroupTransactSession). A
 // transient failure, or a rebalance, aborts the transaction; the session
 // rewinds to the committed offsets and the batch is handled again after a
-// backoff. It returns nil when ctx is done, or the error that makes the
-// session unusable.
+// backoff. A session that fails (its broker gone for longer than the
+// client retries, a fenced transactional id) is closed and a new one is
+// started after a backoff, so an outage stalls the stage rather than ending
+// it. It returns nil when ctx is done, or an error for a configuration that
+// cannot work.
 func Transform(ctx context.Context, cfg TransformConfig, h Handler) error {
 	if err := cfg.setDefaults(); err != nil {
 		return err
@@ -93,12 +97,26 @@ func Transform(ctx context.Context, cfg TransformConfig, h Handler) error {
 	opts := append(cfg.Client.Options(), ConsumerOptions(cfg.Group, cfg.Input)...)
 	opts = append(opts, ProducerOptions(30*time.Second)...)
 	opts = append(opts, kgo.TransactionalID(cfg.TransactionalID))
-	sess, err := kgo.NewGroupTransactSession(opts...)
-	if err != nil {
-		return fmt.Errorf("stream: %s: %w", cfg.Group, err)
+	for attempt := 1; ; attempt++ {
+		sess, err := kgo.NewGroupTransactSession(opts...)
+		if err != nil {
+			return fmt.Errorf("stream: %s: %w", cfg.Group, err)
+		}
+		err = transformSession(ctx, cfg, h, sess, log)
+		sess.CloseAllowingRebalance()
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		log.Error("transactional session failed; starting a new one", "attempt", attempt, "err", err)
+		if !cfg.Backoff.Sleep(ctx, attempt) {
+			return nil
+		}
 	}
-	defer sess.CloseAllowingRebalance()
+}
 
+// transformSession runs the loop on one session until ctx is done (nil) or
+// the session fails.
+func transformSession(ctx context.Context, cfg TransformConfig, h Handler, sess *kgo.GroupTransactSession, log *slog.Logger) error {
 	failures := 0
 	for {
 		fetches := sess.PollRecords(ctx, cfg.MaxPollRecords)
@@ -112,7 +130,7 @@ func Transform(ctx context.Context, cfg TransformConfig, h Handler) error {
 			continue
 		}
 		if err := sess.Begin(); err != nil {
-			return fmt.Errorf("stream: %s: begin: %w", cfg.Group, err)
+			return fmt.Errorf("begin: %w", err)
 		}
 		promise := kgo.AbortingFirstErrPromise(sess.Client())
 		handleErr := forEachKey(fetches, cfg.Concurrency, func(rec *kgo.Record) error {
@@ -137,7 +155,7 @@ func Transform(ctx context.Context, cfg TransformConfig, h Handler) error {
 		committed, err := sess.End(endCtx, kgo.TransactionEndTry(handleErr == nil && produceErr == nil))
 		cancel()
 		if err != nil {
-			return fmt.Errorf("stream: %s: end transaction: %w", cfg.Group, err)
+			return fmt.Errorf("end transaction: %w", err)
 		}
 		if committed {
 			failures = 0
