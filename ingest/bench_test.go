@@ -16,12 +16,8 @@ import (
 
 type nopProducer struct{}
 
-func (nopProducer) ProduceSync(_ context.Context, rs ...*kgo.Record) kgo.ProduceResults {
-	out := make(kgo.ProduceResults, len(rs))
-	for i, r := range rs {
-		out[i].Record = r
-	}
-	return out
+func (nopProducer) Produce(_ context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
+	promise(r, nil)
 }
 
 func benchRequest(b *testing.B, body string) func() *http.Request {

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	httptransport "github.com/go-kit/kit/transport/http"
@@ -33,8 +34,10 @@ import (
 )
 
 // Producer is what ingest needs of a Kafka client; *kgo.Client is one.
+// Produce must call promise exactly once per record, when Kafka has answered
+// or the record has failed.
 type Producer interface {
-	ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults
+	Produce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error))
 }
 
 // Config configures the ingest handler.
@@ -53,6 +56,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// ProduceTimeout bounds the wait for Kafka's acknowledgement before
 	// answering 503. Default 10s, under the 15s or more that providers wait.
+	// An idempotent producer does not give up on a record it may have sent,
+	// so the answer does not wait for the producer to give up: a delivery
+	// answered 503 may still land later, and its dedup claim is settled then.
 	ProduceTimeout time.Duration
 	// RetryAfter is the Retry-After given with a 503 or 409. Default 5s.
 	RetryAfter time.Duration
@@ -179,26 +185,73 @@ func (s *service) accept(ctx context.Context, req any) (any, error) {
 		}
 	}
 	recs, err := s.records(d)
-	if err == nil {
-		pctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
-		err = s.cfg.Producer.ProduceSync(pctx, recs...).FirstErr()
-		cancel()
-		if err != nil {
-			err = fmt.Errorf("%w: %v", errUnavailable, err)
-		}
-	}
-	if s.cfg.Dedup != nil {
-		dctx := context.WithoutCancel(ctx)
-		if err != nil {
-			_ = s.cfg.Dedup.Release(dctx, key)
-		} else if derr := s.cfg.Dedup.Complete(dctx, key); derr != nil {
-			s.cfg.Logger.Warn("dedup: could not mark delivery done", "delivery_id", d.ID, "err", derr)
-		}
-	}
 	if err != nil {
+		s.settle(key, err)
+		return nil, err
+	}
+	if err := s.write(recs, func(err error) { s.settle(key, err) }); err != nil {
 		return nil, err
 	}
 	return response{Status: "accepted", DeliveryID: d.ID}, nil
+}
+
+// settle records the outcome of a delivery's write in the dedup store: done
+// after Kafka acknowledged it, released after it failed so the provider's
+// retry goes through.
+func (s *service) settle(key string, err error) {
+	if s.cfg.Dedup == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err != nil {
+		_ = s.cfg.Dedup.Release(ctx, key)
+	} else if derr := s.cfg.Dedup.Complete(ctx, key); derr != nil {
+		s.cfg.Logger.Warn("dedup: could not mark delivery done", "key", key, "err", derr)
+	}
+}
+
+// write produces recs and returns nil once Kafka acknowledged all of them,
+// or errUnavailable when one failed or ProduceTimeout passed first. done is
+// called once with the final outcome, whenever Kafka gives it.
+func (s *service) write(recs []*kgo.Record, done func(error)) error {
+	result := make(chan error, 1)
+	var (
+		mu    sync.Mutex
+		left  = len(recs)
+		first error
+	)
+	// The context bounds only the wait for buffer space and records not yet
+	// sent; it must outlive this request, so it ends by its own timer.
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(s.cfg.ProduceTimeout, cancel)
+	for _, r := range recs {
+		s.cfg.Producer.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			mu.Lock()
+			if err != nil && first == nil {
+				first = err
+			}
+			left--
+			last, outcome := left == 0, first
+			mu.Unlock()
+			if last {
+				cancel()
+				done(outcome)
+				result <- outcome
+			}
+		})
+	}
+	timer := time.NewTimer(s.cfg.ProduceTimeout)
+	defer timer.Stop()
+	select {
+	case err := <-result:
+		if err != nil {
+			return fmt.Errorf("%w: %v", errUnavailable, err)
+		}
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("%w: no acknowledgement within %v", errUnavailable, s.cfg.ProduceTimeout)
+	}
 }
 
 func (s *service) records(d *delivery) ([]*kgo.Record, error) {

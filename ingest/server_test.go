@@ -34,17 +34,14 @@ type recordingProducer struct {
 	err  error
 }
 
-func (p *recordingProducer) ProduceSync(_ context.Context, rs ...*kgo.Record) kgo.ProduceResults {
+func (p *recordingProducer) Produce(_ context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make(kgo.ProduceResults, len(rs))
-	for i, r := range rs {
-		out[i] = kgo.ProduceResult{Record: r, Err: p.err}
-		if p.err == nil {
-			p.recs = append(p.recs, r)
-		}
+	err := p.err
+	if err == nil {
+		p.recs = append(p.recs, r)
 	}
-	return out
+	p.mu.Unlock()
+	promise(r, err)
 }
 
 func newTestServer(t *testing.T, prod Producer, dedup Deduper) *httptest.Server {
@@ -259,5 +256,53 @@ func TestFailedWriteReleasesTheClaim(t *testing.T) {
 	prod.err = nil
 	if resp, _ := (post{id: "msg_r", body: paidBody}).do(t, srv.URL); resp.StatusCode != 200 || len(prod.recs) != 2 {
 		t.Fatalf("retry: status %d, %d records", resp.StatusCode, len(prod.recs))
+	}
+}
+
+// hangingProducer keeps its promises until the test resolves them, as an
+// idempotent producer does while the broker is gone.
+type hangingProducer struct {
+	mu       sync.Mutex
+	promises []func()
+}
+
+func (p *hangingProducer) Produce(_ context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.promises = append(p.promises, func() { promise(r, nil) })
+}
+
+func (p *hangingProducer) resolve() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, f := range p.promises {
+		f()
+	}
+	p.promises = nil
+}
+
+// Kafka does not answer: the provider is told 503 when ProduceTimeout
+// passes, not left waiting. When the write lands later, the provider's
+// retry is answered as a duplicate rather than written again.
+func TestNoAcknowledgementIs503InTimeAndALateOneCompletesTheClaim(t *testing.T) {
+	prod := &hangingProducer{}
+	dedup := &memDedup{m: map[string]string{}}
+	p, _ := providers.NewStandardWebhooks(providers.StandardWebhooksConfig{Secrets: []string{testSecret}})
+	h, err := NewHandler(Config{Providers: []providers.Provider{p}, Producer: prod, Dedup: dedup,
+		ProduceTimeout: 200 * time.Millisecond, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := newServer(t, h)
+	resp, a := post{id: "msg_slow", body: paidBody}.do(t, url)
+	if resp.StatusCode != 503 || a.Error.Code != "unavailable" || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("got %d %+v", resp.StatusCode, a)
+	}
+	if resp, _ := (post{id: "msg_slow", body: paidBody}).do(t, url); resp.StatusCode != 409 {
+		t.Fatalf("a retry while the first write is unresolved: %d, want 409", resp.StatusCode)
+	}
+	prod.resolve()
+	if resp, a := (post{id: "msg_slow", body: paidBody}).do(t, url); resp.StatusCode != 200 || a.Status != "duplicate" {
+		t.Fatalf("a retry after the late acknowledgement: %d %q, want 200 duplicate", resp.StatusCode, a.Status)
 	}
 }
