@@ -58,8 +58,9 @@ type pipeline struct {
 	db     string
 	url    string
 	env    []string
-	names  topology.Names
-	rdb    *redis.Client
+	names   topology.Names
+	brokers []string
+	rdb     *redis.Client
 	ch     driver.Conn
 	adm    *kadm.Client
 	store  *inventory.Store
@@ -70,16 +71,29 @@ type pipeline struct {
 	exited chan struct{}
 }
 
-func newPipeline(t *testing.T) *pipeline {
-	return newPipelineOn(t, testenv.Redis(t), testenv.RedisAddr())
+// services are what a pipeline runs on: the shared stack unless a test
+// brings a Redis or a broker of its own to break.
+type services struct {
+	rdb       *redis.Client
+	redisAddr string
+	brokers   []string
 }
 
-// newPipelineOn is newPipeline with a Redis of the test's own.
-func newPipelineOn(t *testing.T, rdb *redis.Client, redisAddr string) *pipeline {
+func newPipeline(t *testing.T) *pipeline {
+	return newPipelineOn(t, services{})
+}
+
+func newPipelineOn(t *testing.T, svc services) *pipeline {
+	if svc.rdb == nil {
+		svc.rdb, svc.redisAddr = testenv.Redis(t), testenv.RedisAddr()
+	}
+	if svc.brokers == nil {
+		svc.brokers = testenv.Brokers()
+	}
 	ns := testenv.Namespace(t)
-	p := &pipeline{t: t, prefix: ns, db: "e2e_" + strings.TrimSuffix(ns, "_"), names: topology.NamesFor(ns)}
-	p.adm = testenv.Kafka(t)
-	p.rdb = rdb
+	p := &pipeline{t: t, prefix: ns, db: "e2e_" + strings.TrimSuffix(ns, "_"), names: topology.NamesFor(ns), brokers: svc.brokers}
+	p.adm = testenv.KafkaAt(t, svc.brokers)
+	p.rdb = svc.rdb
 	p.ch = testenv.ClickHouse(t, p.db)
 	p.store = inventory.NewStore(p.rdb, inventory.StoreConfig{Prefix: ns})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -90,8 +104,8 @@ func newPipelineOn(t *testing.T, rdb *redis.Client, redisAddr string) *pipeline 
 	ln.Close()
 	p.url = "http://" + addr + "/webhooks/standardwebhooks"
 	p.env = append(os.Environ(),
-		"SHOPSTREAM_KAFKA_BROKERS="+strings.Join(testenv.Brokers(), ","),
-		"SHOPSTREAM_REDIS_ADDR="+redisAddr,
+		"SHOPSTREAM_KAFKA_BROKERS="+strings.Join(svc.brokers, ","),
+		"SHOPSTREAM_REDIS_ADDR="+svc.redisAddr,
 		"SHOPSTREAM_CLICKHOUSE_ADDR="+testenv.ClickHouseAddr(),
 		"SHOPSTREAM_CLICKHOUSE_DB="+p.db,
 		"SHOPSTREAM_PREFIX="+ns,
@@ -286,7 +300,7 @@ func (p *pipeline) noLag() error {
 	if len(behind) == 0 {
 		return nil
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.Brokers()...), kgo.ConsumePartitions(behind),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.brokers...), kgo.ConsumePartitions(behind),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		return err

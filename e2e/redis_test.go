@@ -70,7 +70,7 @@ func TestRedisCrashMidBurstLosesNothing(t *testing.T) {
 	r := startPrivateRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.addr})
 	t.Cleanup(func() { rdb.Close() })
-	p := newPipelineOn(t, rdb, r.addr)
+	p := newPipelineOn(t, services{rdb: rdb, redisAddr: r.addr})
 	p.shopstream("stock", "adjust", "-sku", "R", "-qty", "1000", "-id", "seed-R")
 	p.start()
 	const n = 150

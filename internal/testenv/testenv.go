@@ -72,7 +72,13 @@ func Namespace(t testing.TB) string {
 // Kafka returns an admin client on the real broker, closed with the test.
 func Kafka(t testing.TB) *kadm.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(Brokers()...))
+	return KafkaAt(t, Brokers())
+}
+
+// KafkaAt returns an admin client on the brokers, closed with the test.
+func KafkaAt(t testing.TB, brokers []string) *kadm.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +86,7 @@ func Kafka(t testing.TB) *kadm.Client {
 	defer cancel()
 	if err := cl.Ping(ctx); err != nil {
 		cl.Close()
-		unavailable(t, "Kafka at "+strings.Join(Brokers(), ","), err)
+		unavailable(t, "Kafka at "+strings.Join(brokers, ","), err)
 	}
 	t.Cleanup(cl.Close)
 	return kadm.NewClient(cl)
