@@ -213,7 +213,10 @@ func (s *service) settle(key string, err error) {
 
 // write produces recs and returns nil once Kafka acknowledged all of them,
 // or errUnavailable when one failed or ProduceTimeout passed first. done is
-// called once with the final outcome, whenever Kafka gives it.
+// called once with the final outcome, whenever Kafka gives it: before write
+// returns if it came in time, else on a goroutine that waits for it. It is
+// never called on the producer's promise goroutine, which runs every
+// promise of the client one after another and must not wait on Redis.
 func (s *service) write(recs []*kgo.Record, done func(error)) error {
 	result := make(chan error, 1)
 	var (
@@ -236,7 +239,6 @@ func (s *service) write(recs []*kgo.Record, done func(error)) error {
 			mu.Unlock()
 			if last {
 				cancel()
-				done(outcome)
 				result <- outcome
 			}
 		})
@@ -245,11 +247,13 @@ func (s *service) write(recs []*kgo.Record, done func(error)) error {
 	defer timer.Stop()
 	select {
 	case err := <-result:
+		done(err)
 		if err != nil {
 			return fmt.Errorf("%w: %v", errUnavailable, err)
 		}
 		return nil
 	case <-timer.C:
+		go func() { done(<-result) }()
 		return fmt.Errorf("%w: no acknowledgement within %v", errUnavailable, s.cfg.ProduceTimeout)
 	}
 }
