@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -89,11 +88,7 @@ func TestBrokerCrashMidBurstLosesNothing(t *testing.T) {
 	p.shopstream("stock", "adjust", "-sku", "B", "-qty", "1000", "-id", "seed-B")
 	p.start()
 	const n = 120
-	now := time.Now()
-	deliveries := make([]delivery, n)
-	for i := range deliveries {
-		deliveries[i] = delivery{id: "msg_b_" + strconv.Itoa(i), body: order(fmt.Sprintf("b-%d", i), "order.paid", now, line{"B", 1})}
-	}
+	deliveries := paidOrders("B", n)
 	for _, d := range deliveries[:n/3] {
 		p.mustSend(d, 200, "accepted")
 	}
@@ -118,19 +113,7 @@ func TestBrokerCrashMidBurstLosesNothing(t *testing.T) {
 	wg.Wait()
 	k.stack("up", "kafka")
 	retry = append(retry, deliveries[n/3+8:]...)
-	testenv.Eventually(t, 2*time.Minute, func() error {
-		var still []delivery
-		for _, d := range retry {
-			if s, _ := p.send(d); s != 200 {
-				still = append(still, d)
-			}
-		}
-		retry = still
-		if len(retry) > 0 {
-			return fmt.Errorf("%d deliveries not yet acknowledged", len(retry))
-		}
-		return nil
-	})
+	p.retryUntilAccepted(retry, 2*time.Minute)
 	select {
 	case <-p.exited:
 		t.Fatalf("shopstream run ended during the outage:\n%s", p.output())

@@ -53,17 +53,17 @@ var secretKey = []byte("e2e-secret-that-must-never-be-logged")
 
 // pipeline is one namespace on the real stack and the binary running in it.
 type pipeline struct {
-	t      *testing.T
-	prefix string
-	db     string
-	url    string
-	env    []string
+	t       *testing.T
+	prefix  string
+	db      string
+	url     string
+	env     []string
 	names   topology.Names
 	brokers []string
 	rdb     *redis.Client
-	ch     driver.Conn
-	adm    *kadm.Client
-	store  *inventory.Store
+	ch      driver.Conn
+	adm     *kadm.Client
+	store   *inventory.Store
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -234,6 +234,36 @@ func (p *pipeline) send(d delivery) (int, string) {
 		return resp.StatusCode, a.Status
 	}
 	return resp.StatusCode, a.Error.Code
+}
+
+// paidOrders returns n deliveries, each a paid order of one unit of sku.
+func paidOrders(sku string, n int) []delivery {
+	now := time.Now()
+	name := strings.ToLower(sku)
+	out := make([]delivery, n)
+	for i := range out {
+		out[i] = delivery{id: fmt.Sprintf("msg_%s_%d", name, i), body: order(fmt.Sprintf("%s-%d", name, i), "order.paid", now, line{sku, 1})}
+	}
+	return out
+}
+
+// retryUntilAccepted resends each delivery, as a provider does, until every
+// one has been answered 2xx.
+func (p *pipeline) retryUntilAccepted(retry []delivery, timeout time.Duration) {
+	p.t.Helper()
+	testenv.Eventually(p.t, timeout, func() error {
+		var still []delivery
+		for _, d := range retry {
+			if s, _ := p.send(d); s != 200 {
+				still = append(still, d)
+			}
+		}
+		retry = still
+		if len(retry) > 0 {
+			return fmt.Errorf("%d deliveries not yet acknowledged", len(retry))
+		}
+		return nil
+	})
 }
 
 func (p *pipeline) mustSend(d delivery, status int, answer string) {
@@ -448,10 +478,9 @@ func TestSIGKILLMidBurstLosesNothing(t *testing.T) {
 	p.shopstream("stock", "adjust", "-sku", "K", "-qty", "1000", "-id", "seed-K")
 	p.start()
 	const n = 300
-	now := time.Now()
 	pending := make(chan delivery, n)
-	for i := range n {
-		pending <- delivery{id: fmt.Sprintf("msg_k_%d", i), body: order(fmt.Sprintf("k-%d", i), "order.paid", now, line{"K", 1})}
+	for _, d := range paidOrders("K", n) {
+		pending <- d
 	}
 	close(pending)
 
@@ -488,19 +517,7 @@ func TestSIGKILLMidBurstLosesNothing(t *testing.T) {
 	p.start()
 	// The provider retries until it gets a 2xx. A delivery whose answer the
 	// kill swallowed may be held by its claim (409) until the claim expires.
-	testenv.Eventually(t, 90*time.Second, func() error {
-		var still []delivery
-		for _, d := range retry {
-			if s, _ := p.send(d); s != 200 {
-				still = append(still, d)
-			}
-		}
-		retry = still
-		if len(retry) > 0 {
-			return fmt.Errorf("%d deliveries not yet acknowledged", len(retry))
-		}
-		return nil
-	})
+	p.retryUntilAccepted(retry, 90*time.Second)
 	p.settle(n + 1)
 	if got := p.stock("K"); got != 1000-n {
 		t.Fatalf("stock %d, want %d", got, 1000-n)

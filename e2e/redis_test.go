@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os/exec"
-	"strconv"
 	"testing"
 	"time"
 
@@ -74,11 +72,7 @@ func TestRedisCrashMidBurstLosesNothing(t *testing.T) {
 	p.shopstream("stock", "adjust", "-sku", "R", "-qty", "1000", "-id", "seed-R")
 	p.start()
 	const n = 150
-	now := time.Now()
-	deliveries := make([]delivery, n)
-	for i := range deliveries {
-		deliveries[i] = delivery{id: "msg_r_" + strconv.Itoa(i), body: order(fmt.Sprintf("r-%d", i), "order.paid", now, line{"R", 1})}
-	}
+	deliveries := paidOrders("R", n)
 	for _, d := range deliveries[:n/3] {
 		p.mustSend(d, 200, "accepted")
 	}

@@ -44,7 +44,7 @@ func (p *recordingProducer) Produce(_ context.Context, r *kgo.Record, promise fu
 	promise(r, err)
 }
 
-func newTestServer(t *testing.T, prod Producer, dedup Deduper) *httptest.Server {
+func newTestServer(t *testing.T, prod Producer, dedup Deduper) string {
 	t.Helper()
 	p, err := providers.NewStandardWebhooks(providers.StandardWebhooksConfig{Secrets: []string{testSecret}})
 	if err != nil {
@@ -55,9 +55,7 @@ func newTestServer(t *testing.T, prod Producer, dedup Deduper) *httptest.Server 
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv
+	return newServer(t, h)
 }
 
 func newServer(t *testing.T, h http.Handler) string {
@@ -114,7 +112,7 @@ func (p post) do(t *testing.T, url string) (*http.Response, answer) {
 
 func TestRejectionsChangeNothing(t *testing.T) {
 	prod := &recordingProducer{}
-	srv := newTestServer(t, prod, nil)
+	url := newTestServer(t, prod, nil)
 	tests := []struct {
 		name   string
 		p      post
@@ -133,7 +131,7 @@ func TestRejectionsChangeNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, body := tt.p.do(t, srv.URL)
+			resp, body := tt.p.do(t, url)
 			if resp.StatusCode != tt.status || body.Error.Code != tt.code || body.Error.Message == "" {
 				t.Fatalf("got %d %+v, want %d %s", resp.StatusCode, body, tt.status, tt.code)
 			}
@@ -149,8 +147,8 @@ func TestRejectionsChangeNothing(t *testing.T) {
 
 func TestAcceptedDeliveryIsWrittenBeforeTheAnswer(t *testing.T) {
 	prod := &recordingProducer{}
-	srv := newTestServer(t, prod, nil)
-	resp, _ := post{id: "msg_ok", body: paidBody}.do(t, srv.URL)
+	url := newTestServer(t, prod, nil)
+	resp, _ := post{id: "msg_ok", body: paidBody}.do(t, url)
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
@@ -182,16 +180,16 @@ func TestAcceptedDeliveryIsWrittenBeforeTheAnswer(t *testing.T) {
 
 func TestNonOrderEventKeepsOnlyAReceipt(t *testing.T) {
 	prod := &recordingProducer{}
-	srv := newTestServer(t, prod, nil)
-	resp, _ := post{body: `{"type":"customer.created","timestamp":"2026-11-24T11:59:59Z","data":{}}`}.do(t, srv.URL)
+	url := newTestServer(t, prod, nil)
+	resp, _ := post{body: `{"type":"customer.created","timestamp":"2026-11-24T11:59:59Z","data":{}}`}.do(t, url)
 	if resp.StatusCode != 200 || len(prod.recs) != 1 || prod.recs[0].Topic != topology.WebhooksRaw {
 		t.Fatalf("status %d, %d records", resp.StatusCode, len(prod.recs))
 	}
 }
 
 func TestKafkaFailureIs503WithRetryAfter(t *testing.T) {
-	srv := newTestServer(t, &recordingProducer{err: errors.New("broker gone")}, nil)
-	resp, body := post{body: paidBody}.do(t, srv.URL)
+	url := newTestServer(t, &recordingProducer{err: errors.New("broker gone")}, nil)
+	resp, body := post{body: paidBody}.do(t, url)
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "5" || body.Error.Code != "unavailable" {
 		t.Fatalf("got %d retry-after %q %+v", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
@@ -228,9 +226,9 @@ func (d *memDedup) set(k, v string) {
 func TestDuplicateDeliveryIsAnsweredWithoutAWrite(t *testing.T) {
 	prod := &recordingProducer{}
 	dedup := &memDedup{m: map[string]string{}}
-	srv := newTestServer(t, prod, dedup)
+	url := newTestServer(t, prod, dedup)
 	for i, want := range []string{"accepted", "duplicate"} {
-		resp, a := post{id: "msg_dup", body: paidBody}.do(t, srv.URL)
+		resp, a := post{id: "msg_dup", body: paidBody}.do(t, url)
 		if resp.StatusCode != 200 || a.Status != want {
 			t.Fatalf("attempt %d: %d %q, want 200 %q", i, resp.StatusCode, a.Status, want)
 		}
@@ -239,7 +237,7 @@ func TestDuplicateDeliveryIsAnsweredWithoutAWrite(t *testing.T) {
 		t.Fatalf("a duplicate was written again: %d records", len(prod.recs))
 	}
 	dedup.set("standardwebhooks:msg_busy", "pending")
-	resp, body := post{id: "msg_busy", body: paidBody}.do(t, srv.URL)
+	resp, body := post{id: "msg_busy", body: paidBody}.do(t, url)
 	if resp.StatusCode != 409 || body.Error.Code != "delivery_in_flight" || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("in flight: %d %+v", resp.StatusCode, body)
 	}
@@ -249,12 +247,12 @@ func TestDuplicateDeliveryIsAnsweredWithoutAWrite(t *testing.T) {
 func TestFailedWriteReleasesTheClaim(t *testing.T) {
 	prod := &recordingProducer{err: errors.New("down")}
 	dedup := &memDedup{m: map[string]string{}}
-	srv := newTestServer(t, prod, dedup)
-	if resp, _ := (post{id: "msg_r", body: paidBody}).do(t, srv.URL); resp.StatusCode != 503 {
+	url := newTestServer(t, prod, dedup)
+	if resp, _ := (post{id: "msg_r", body: paidBody}).do(t, url); resp.StatusCode != 503 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	prod.err = nil
-	if resp, _ := (post{id: "msg_r", body: paidBody}).do(t, srv.URL); resp.StatusCode != 200 || len(prod.recs) != 2 {
+	if resp, _ := (post{id: "msg_r", body: paidBody}).do(t, url); resp.StatusCode != 200 || len(prod.recs) != 2 {
 		t.Fatalf("retry: status %d, %d records", resp.StatusCode, len(prod.recs))
 	}
 }

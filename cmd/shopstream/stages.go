@@ -21,17 +21,12 @@ import (
 	"github.com/shopstream/shopstream/topology"
 )
 
-// stage is one part of the pipeline, run until ctx is done.
-type stage struct {
-	name string
-	run  func(ctx context.Context, c *config) error
-}
-
-var stages = map[string]stage{
-	"ingest":    {"ingest", runIngest},
-	"orders":    {"orders", runOrders},
-	"inventory": {"inventory", runInventory},
-	"sink":      {"sink", runSink},
+// stages are the parts of the pipeline, each run until ctx is done.
+var stages = map[string]func(ctx context.Context, c *config) error{
+	"ingest":    runIngest,
+	"orders":    runOrders,
+	"inventory": runInventory,
+	"sink":      runSink,
 }
 
 // runStages runs stages side by side until ctx is done or one fails, which
@@ -42,12 +37,12 @@ func runStages(ctx context.Context, c *config, names ...string) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(names))
 	for i, name := range names {
-		st := stages[name]
+		run := stages[name]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := st.run(ctx, c); err != nil {
-				errs[i] = fmt.Errorf("%s: %w", st.name, err)
+			if err := run(ctx, c); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", name, err)
 				cancel()
 			}
 		}()
