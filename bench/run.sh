@@ -15,7 +15,7 @@ echo "# $(go version)"
 
 echo; echo "## Go benchmarks (each beside its baseline)"
 SHOPSTREAM_REQUIRE_STACK=1 go test -run '^$' -bench . -benchmem -count 1 \
-  ./ingest/ ./ingest/providers ./schemas/avro ./processors/inventory | grep -E '^Benchmark'
+  ./ingest/ ./ingest/providers ./schemas/avro ./stock | grep -E '^Benchmark'
 
 echo; echo "## redis-benchmark: the server's own floor for the writes an apply makes (appendfsync always)"
 redis-benchmark -h 127.0.0.1 -p "$redis_port" -q -n 20000 -c 1 -t set,incr | tr "\r" "\n" | grep "per second" | sed "s/^ */1 client:   /"
@@ -25,6 +25,7 @@ export SHOPSTREAM_WEBHOOK_SECRET="whsec_$(head -c 24 /dev/urandom | base64)"
 echo; echo "## ingest over loopback: bare handler (baseline), then shopstream ingest with Kafka acks=all"
 bin/shopstream loadgen -bare -n "$N" -c "$C"
 
+export SHOPSTREAM_REPLICATION=${SHOPSTREAM_REPLICATION:-1}
 ns="bench_$(date +%s)_"
 export SHOPSTREAM_PREFIX=$ns SHOPSTREAM_CLICKHOUSE_DB="${ns%_}" SHOPSTREAM_LISTEN=127.0.0.1:18080
 export SHOPSTREAM_LOG_LEVEL=warn SHOPSTREAM_INSTANCE=bench

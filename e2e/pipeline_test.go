@@ -24,9 +24,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/shopstream/shopstream/ingest/providers"
+	"github.com/shopstream/shopstream/ingest/providers/providertest"
 	"github.com/shopstream/shopstream/internal/testenv"
-	"github.com/shopstream/shopstream/processors/inventory"
+	"github.com/shopstream/shopstream/stock"
 	"github.com/shopstream/shopstream/topology"
 )
 
@@ -63,7 +63,7 @@ type pipeline struct {
 	rdb     *redis.Client
 	ch      driver.Conn
 	adm     *kadm.Client
-	store   *inventory.Store
+	store   *stock.Store
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -95,7 +95,7 @@ func newPipelineOn(t *testing.T, svc services) *pipeline {
 	p.adm = testenv.KafkaAt(t, svc.brokers)
 	p.rdb = svc.rdb
 	p.ch = testenv.ClickHouse(t, p.db)
-	p.store = inventory.NewStore(p.rdb, inventory.StoreConfig{Prefix: ns})
+	p.store = stock.NewStore(p.rdb, stock.StoreConfig{Prefix: ns})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +112,7 @@ func newPipelineOn(t *testing.T, svc services) *pipeline {
 		"SHOPSTREAM_LISTEN="+addr,
 		"SHOPSTREAM_WEBHOOK_SECRET=whsec_"+base64.StdEncoding.EncodeToString(secretKey),
 		"SHOPSTREAM_PARTITIONS=3",
+		"SHOPSTREAM_REPLICATION=1",
 		"SHOPSTREAM_INSTANCE=e2e",
 	)
 	p.shopstream("topics", "apply")
@@ -211,29 +212,16 @@ type line struct {
 // send posts one delivery and returns the status and the answer's status or
 // error code; status 0 means the connection failed.
 func (p *pipeline) send(d delivery) (int, string) {
-	now := time.Now()
 	key := secretKey
 	if d.forged {
 		key = []byte("forged")
 	}
-	req, _ := http.NewRequest(http.MethodPost, p.url, strings.NewReader(d.body))
-	req.Header.Set("Webhook-Id", d.id)
-	req.Header.Set("Webhook-Timestamp", fmt.Sprint(now.Unix()))
-	req.Header.Set("Webhook-Signature", providers.Sign(key, d.id, now, []byte(d.body)))
-	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
-	if err != nil {
+	a, err := providertest.Post(context.Background(), &http.Client{Timeout: 20 * time.Second}, p.url,
+		providertest.StandardWebhooks{Key: key}, providertest.Delivery{ID: d.id, Body: []byte(d.body)})
+	if err != nil && a.Code == 0 {
 		return 0, err.Error()
 	}
-	defer resp.Body.Close()
-	var a struct {
-		Status string
-		Error  struct{ Code string }
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&a)
-	if a.Status != "" {
-		return resp.StatusCode, a.Status
-	}
-	return resp.StatusCode, a.Error.Code
+	return a.Code, a.Outcome()
 }
 
 // paidOrders returns n deliveries, each a paid order of one unit of sku.

@@ -5,13 +5,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/ingest/providers"
+	"github.com/shopstream/shopstream/ingest/providers/providertest"
 )
 
 type nopProducer struct{}
@@ -21,11 +21,13 @@ func (nopProducer) Produce(_ context.Context, r *kgo.Record, promise func(*kgo.R
 }
 
 func benchRequest(b *testing.B, body string) func() *http.Request {
+	signer := providertest.StandardWebhooks{Key: testKey}
+	d := providertest.Delivery{ID: "msg_bench", Body: []byte(body), At: time.Unix(1795521600, 0)}
 	return func() *http.Request {
-		req := httptest.NewRequest(http.MethodPost, "/webhooks/standardwebhooks", strings.NewReader(body))
-		req.Header.Set("Webhook-Id", "msg_bench")
-		req.Header.Set("Webhook-Timestamp", "1795521600")
-		req.Header.Set("Webhook-Signature", providers.Sign(testKey, "msg_bench", time.Unix(1795521600, 0), []byte(body)))
+		req, err := providertest.NewRequest(context.Background(), "/webhooks/standardwebhooks", signer, d)
+		if err != nil {
+			b.Fatal(err)
+		}
 		return req
 	}
 }
@@ -35,7 +37,7 @@ func benchRequest(b *testing.B, body string) func() *http.Request {
 // reads the same body and answers, the floor any handler pays.
 func BenchmarkHandler(b *testing.B) {
 	p, _ := providers.NewStandardWebhooks(providers.StandardWebhooksConfig{Secrets: []string{testSecret}})
-	h, _ := NewHandler(Config{Providers: []providers.Provider{p}, Producer: nopProducer{},
+	h, _ := NewHandler(HandlerConfig{Providers: []providers.Provider{p}, Producer: nopProducer{},
 		Now: func() time.Time { return time.Unix(1795521600, 0) }})
 	newReq := benchRequest(b, paidBody)
 	b.ReportAllocs()

@@ -9,6 +9,7 @@ import (
 	"github.com/shopstream/shopstream/ingest/providers"
 	"github.com/shopstream/shopstream/internal/stream"
 	"github.com/shopstream/shopstream/internal/testenv"
+	"github.com/shopstream/shopstream/schemas/envelope"
 	"github.com/shopstream/shopstream/topology"
 )
 
@@ -20,7 +21,7 @@ func realServer(t *testing.T, brokers []string, names topology.Names, dedup Dedu
 	}
 	t.Cleanup(cl.Close)
 	p, _ := providers.NewStandardWebhooks(providers.StandardWebhooksConfig{Secrets: []string{testSecret}})
-	h, err := NewHandler(Config{Providers: []providers.Provider{p}, Producer: cl, Dedup: dedup, Topics: names,
+	h, err := NewHandler(HandlerConfig{Providers: []providers.Provider{p}, Producer: cl, Dedup: dedup, Topics: names,
 		ProduceTimeout: timeout, Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +50,7 @@ func TestRealKafkaAndRedisDedup(t *testing.T) {
 	if len(orders) != 1 || string(orders[0].Key) != "o-1" {
 		t.Fatalf("orders has %d records", len(orders))
 	}
-	if v, _ := stream.Header(orders[0], stream.HeaderEventType); v != "order.paid" {
+	if v, _ := testenv.Header(orders[0], envelope.HeaderEventType); v != "order.paid" {
 		t.Fatalf("event type header %q", v)
 	}
 }

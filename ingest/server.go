@@ -19,7 +19,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -28,8 +27,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/ingest/providers"
-	"github.com/shopstream/shopstream/internal/stream"
 	"github.com/shopstream/shopstream/schemas/avro"
+	"github.com/shopstream/shopstream/schemas/envelope"
 	"github.com/shopstream/shopstream/topology"
 )
 
@@ -40,8 +39,8 @@ type Producer interface {
 	Produce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error))
 }
 
-// Config configures the ingest handler.
-type Config struct {
+// HandlerConfig configures the ingest handler.
+type HandlerConfig struct {
 	// Providers served, each at POST /webhooks/<name>. Required.
 	Providers []providers.Provider
 	// Producer writes receipts and events. Required.
@@ -68,7 +67,7 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-func (c *Config) setDefaults() error {
+func (c *HandlerConfig) setDefaults() error {
 	if len(c.Providers) == 0 || c.Producer == nil {
 		return fmt.Errorf("ingest: Providers and Producer are required")
 	}
@@ -95,7 +94,7 @@ func (c *Config) setDefaults() error {
 
 // NewHandler returns the ingest HTTP handler: POST /webhooks/{provider} and
 // GET /healthz.
-func NewHandler(cfg Config) (http.Handler, error) {
+func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -106,7 +105,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	})
 	errorEncoder := encodeError(cfg.RetryAfter, cfg.Logger)
 	for _, p := range cfg.Providers {
-		s := &service{cfg: cfg, provider: p, codec: avro.Default()}
+		s := &service{cfg: cfg, provider: p}
 		mux.Handle("POST /webhooks/"+p.Name(), httptransport.NewServer(
 			s.accept, s.decode, encodeResponse,
 			httptransport.ServerErrorEncoder(errorEncoder),
@@ -123,9 +122,8 @@ func NewHandler(cfg Config) (http.Handler, error) {
 }
 
 type service struct {
-	cfg      Config
+	cfg      HandlerConfig
 	provider providers.Provider
-	codec    *avro.Registry
 }
 
 // delivery is a verified, mapped webhook on its way to Kafka.
@@ -259,30 +257,20 @@ func (s *service) write(recs []*kgo.Record, done func(error)) error {
 }
 
 func (s *service) records(d *delivery) ([]*kgo.Record, error) {
-	received := strconv.FormatInt(d.receivedAt.UnixMilli(), 10)
 	receipt := &avro.WebhookReceipt{DeliveryID: d.ID, Provider: s.provider.Name(),
 		ReceivedAt: d.receivedAt.UTC().Truncate(time.Millisecond), Headers: d.headers, Body: d.body}
-	rv, err := s.codec.Marshal(receipt)
+	r, err := envelope.Record(s.cfg.Topics.WebhooksRaw, receipt, d.correlationID)
 	if err != nil {
 		return nil, err
 	}
-	recs := []*kgo.Record{{
-		Topic: s.cfg.Topics.WebhooksRaw, Key: []byte(d.ID), Value: rv,
-		Headers: stream.EventHeaders("webhook.receipt", rv, d.correlationID,
-			stream.HeaderProvider, s.provider.Name(), stream.HeaderReceivedAt, received),
-	}}
 	if d.event == nil {
-		return recs, nil
+		return []*kgo.Record{r}, nil
 	}
-	ev, err := s.codec.Marshal(d.event)
+	e, err := envelope.Record(s.cfg.Topics.Orders, d.event, d.correlationID)
 	if err != nil {
 		return nil, err
 	}
-	return append(recs, &kgo.Record{
-		Topic: s.cfg.Topics.Orders, Key: []byte(d.event.OrderID), Value: ev,
-		Headers: stream.EventHeaders("order."+strings.ToLower(d.event.Type), ev, d.correlationID,
-			stream.HeaderProvider, s.provider.Name(), stream.HeaderReceivedAt, received),
-	}), nil
+	return []*kgo.Record{r, e}, nil
 }
 
 // keptHeaders are the request headers a receipt keeps: all but the

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/ingest/providers"
+	"github.com/shopstream/shopstream/ingest/providers/providertest"
 	"github.com/shopstream/shopstream/schemas/avro"
 	"github.com/shopstream/shopstream/topology"
 )
@@ -50,7 +50,7 @@ func newTestServer(t *testing.T, prod Producer, dedup Deduper) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := NewHandler(Config{Providers: []providers.Provider{p}, Producer: prod, Dedup: dedup,
+	h, err := NewHandler(HandlerConfig{Providers: []providers.Provider{p}, Producer: prod, Dedup: dedup,
 		MaxBodyBytes: 4096, Now: func() time.Time { return testNow }, Topics: topology.NamesFor("")})
 	if err != nil {
 		t.Fatal(err)
@@ -81,23 +81,20 @@ func (p post) do(t *testing.T, url string) (*http.Response, answer) {
 	if p.path == "" {
 		p.path = "/webhooks/standardwebhooks"
 	}
-	if p.method == "" {
-		p.method = http.MethodPost
-	}
 	if p.id == "" {
 		p.id = "msg_1"
 	}
 	if p.signedAt.IsZero() {
 		p.signedAt = testNow
 	}
-	req, _ := http.NewRequest(p.method, url+p.path, strings.NewReader(p.body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Webhook-Id", p.id)
-	req.Header.Set("Webhook-Timestamp", strconv.FormatInt(p.signedAt.Unix(), 10))
-	if p.sig == "" {
-		p.sig = providers.Sign(testKey, p.id, p.signedAt, []byte(p.body))
+	req, err := providertest.NewRequest(context.Background(), url+p.path, providertest.StandardWebhooks{Key: testKey},
+		providertest.Delivery{ID: p.id, Body: []byte(p.body), At: p.signedAt, Method: p.method})
+	if err != nil {
+		t.Fatal(err)
 	}
-	req.Header.Set("Webhook-Signature", p.sig)
+	if p.sig != "" {
+		req.Header.Set("Webhook-Signature", p.sig)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -286,7 +283,7 @@ func TestNoAcknowledgementIs503InTimeAndALateOneCompletesTheClaim(t *testing.T) 
 	prod := &hangingProducer{}
 	dedup := &memDedup{m: map[string]string{}}
 	p, _ := providers.NewStandardWebhooks(providers.StandardWebhooksConfig{Secrets: []string{testSecret}})
-	h, err := NewHandler(Config{Providers: []providers.Provider{p}, Producer: prod, Dedup: dedup,
+	h, err := NewHandler(HandlerConfig{Providers: []providers.Provider{p}, Producer: prod, Dedup: dedup,
 		ProduceTimeout: 200 * time.Millisecond, Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)

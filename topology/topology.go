@@ -44,19 +44,26 @@ type Options struct {
 	// so that several environments or test runs share one cluster. Default "".
 	Prefix string
 	// Partitions of each data topic; the unit of parallelism of every
-	// consumer group. Default 6.
+	// consumer group. Default 6 (DefaultPartitions).
 	Partitions int32
-	// ReplicationFactor of every topic. Default 3; the local single broker
-	// needs 1.
+	// ReplicationFactor of every topic. Default 3
+	// (DefaultReplicationFactor); a single local broker needs 1, and Plan
+	// says so rather than let the broker refuse each topic.
 	ReplicationFactor int16
 }
 
+// Defaults of Options.
+const (
+	DefaultPartitions        = 6
+	DefaultReplicationFactor = 3
+)
+
 func (o *Options) setDefaults() {
 	if o.Partitions == 0 {
-		o.Partitions = 6
+		o.Partitions = DefaultPartitions
 	}
 	if o.ReplicationFactor == 0 {
-		o.ReplicationFactor = 3
+		o.ReplicationFactor = DefaultReplicationFactor
 	}
 }
 
@@ -144,6 +151,7 @@ type Admin interface {
 	CreateTopic(ctx context.Context, partitions int32, rf int16, configs map[string]*string, topic string) (kadm.CreateTopicResponse, error)
 	UpdatePartitions(ctx context.Context, set int, topics ...string) (kadm.CreatePartitionsResponses, error)
 	AlterTopicConfigs(ctx context.Context, configs []kadm.AlterConfig, topics ...string) (kadm.AlterConfigsResponses, error)
+	ListBrokers(ctx context.Context) (kadm.BrokerDetails, error)
 }
 
 var _ Admin = (*kadm.Client)(nil)
@@ -151,6 +159,16 @@ var _ Admin = (*kadm.Client)(nil)
 // Plan compares the cluster with topics and returns the steps that bring it
 // there; none when it is there already.
 func Plan(ctx context.Context, adm Admin, topics []Topic) ([]Action, error) {
+	brokers, err := adm.ListBrokers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("topology: list brokers: %w", err)
+	}
+	for _, t := range topics {
+		if int(t.ReplicationFactor) > len(brokers) {
+			return nil, fmt.Errorf("topology: replication factor %d needs %d brokers and the cluster has %d; "+
+				"set SHOPSTREAM_REPLICATION (or -replication) to at most %d", t.ReplicationFactor, t.ReplicationFactor, len(brokers), len(brokers))
+		}
+	}
 	names := make([]string, len(topics))
 	for i, t := range topics {
 		names[i] = t.Name

@@ -2,6 +2,7 @@ package topology_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -63,5 +64,16 @@ func TestApplyIsIdempotentAndRepairsDrift(t *testing.T) {
 	}
 	if len(plan) != 4 {
 		t.Fatalf("want 4 drift reports, got %v", plan)
+	}
+}
+
+// A replication factor the cluster cannot give is refused by the plan with
+// what to set, before any topic is touched.
+func TestPlanRefusesMoreReplicasThanBrokers(t *testing.T) {
+	adm := testenv.Kafka(t)
+	topics := topology.Topics(topology.Options{Prefix: testenv.Namespace(t)})
+	_, err := topology.Plan(context.Background(), adm, topics)
+	if err == nil || !strings.Contains(err.Error(), "SHOPSTREAM_REPLICATION") {
+		t.Fatalf("err %v; the default replication of %d on one broker must be refused", err, topology.DefaultReplicationFactor)
 	}
 }

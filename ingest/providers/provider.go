@@ -1,9 +1,10 @@
 // Package providers holds one file per webhook provider: how it signs its
 // deliveries (verified before anything else is done with a body) and how
 // its payloads map to shopstream's canonical order events. To add a
-// provider, add a file with a type that implements Provider, its test
-// vectors from the provider's own documentation beside it, and register it
-// where cmd/shopstream builds the ingest server.
+// provider, add a file with a type that implements Provider and an init
+// function that registers its Spec (registry.go), with its test vectors from
+// the provider's own documentation and a fuzz target beside it. It is then
+// served at /webhooks/<name> once SHOPSTREAM_<NAME>_SECRET is set.
 package providers
 
 import (

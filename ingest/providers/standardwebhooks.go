@@ -35,6 +35,12 @@ type StandardWebhooksConfig struct {
 	Tolerance time.Duration
 }
 
+func init() {
+	register(Spec{Name: "standardwebhooks", LegacySecret: "webhook-secret", New: func(s Settings) (Provider, error) {
+		return NewStandardWebhooks(StandardWebhooksConfig{Secrets: s.Secrets, Tolerance: s.Tolerance})
+	}})
+}
+
 // NewStandardWebhooks returns the provider, or an error for a secret that is
 // not base64.
 func NewStandardWebhooks(cfg StandardWebhooksConfig) (*StandardWebhooks, error) {
@@ -43,16 +49,26 @@ func NewStandardWebhooks(cfg StandardWebhooksConfig) (*StandardWebhooks, error) 
 	}
 	p := &StandardWebhooks{tolerance: cfg.Tolerance}
 	if p.tolerance == 0 {
-		p.tolerance = 5 * time.Minute
+		p.tolerance = DefaultTolerance
 	}
 	for i, s := range cfg.Secrets {
-		key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(strings.TrimSpace(s), "whsec_"))
-		if err != nil || len(key) == 0 {
-			return nil, fmt.Errorf("standardwebhooks: secret %d is not whsec_<base64>", i+1)
+		key, err := StandardWebhooksKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("standardwebhooks: secret %d: %w", i+1, err)
 		}
 		p.secrets = append(p.secrets, key)
 	}
 	return p, nil
+}
+
+// StandardWebhooksKey returns the HMAC key of a secret "whsec_<base64>"
+// (the prefix is optional, as in the reference libraries).
+func StandardWebhooksKey(secret string) ([]byte, error) {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(strings.TrimSpace(secret), "whsec_"))
+	if err != nil || len(key) == 0 {
+		return nil, errors.New("not whsec_<base64>")
+	}
+	return key, nil
 }
 
 // Name implements Provider.

@@ -35,11 +35,14 @@ type BatchConfig struct {
 	Inputs []string
 	// DLQ names the dead-letter topic of an input topic. Default topology.DLQ.
 	DLQ func(topic string) string
-	// MaxRecords bounds one batch. Default 5000.
+	// MaxRecords bounds one batch. Default 5000 (DefaultBatchMaxRecords).
 	MaxRecords int
 	// Backoff between attempts at a failing batch. Default 100ms doubling to 5s.
 	Backoff Backoff
 }
+
+// DefaultBatchMaxRecords is BatchConfig.MaxRecords when none is set.
+const DefaultBatchMaxRecords = 5000
 
 func (c *BatchConfig) setDefaults() error {
 	c.Client.setDefaults()
@@ -50,7 +53,7 @@ func (c *BatchConfig) setDefaults() error {
 		c.DLQ = topology.DLQ
 	}
 	if c.MaxRecords == 0 {
-		c.MaxRecords = 5000
+		c.MaxRecords = DefaultBatchMaxRecords
 	}
 	c.Backoff.setDefaults()
 	return nil

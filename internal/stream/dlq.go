@@ -41,13 +41,3 @@ func DeadLetter(rec *kgo.Record, dlqTopic string, err error, now time.Time) *kgo
 	)
 	return &kgo.Record{Topic: dlqTopic, Key: rec.Key, Value: rec.Value, Headers: headers}
 }
-
-// Header returns the value of rec's last header named key, and whether it has one.
-func Header(rec *kgo.Record, key string) (string, bool) {
-	for i := len(rec.Headers) - 1; i >= 0; i-- {
-		if rec.Headers[i].Key == key {
-			return string(rec.Headers[i].Value), true
-		}
-	}
-	return "", false
-}

@@ -2,7 +2,9 @@
 // client options, the consume-handle-produce loop that commits its outputs
 // and its input offsets in one Kafka transaction (Transform), the loop that
 // commits offsets only after a batch's effect is durable (Batch), error
-// classes, and the dead-letter headers.
+// classes, and the dead-letter record. What wraps a handler (dead-lettering,
+// retry, metrics, logging) is in middleware/; what a record of a contract
+// looks like is schemas/envelope's.
 //
 // Exactly-once effects are argued here and nowhere else: Kafka delivers at
 // least once; a loop never moves past a record whose effect failed
@@ -11,23 +13,10 @@
 package stream
 
 import (
-	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/shopstream/shopstream/schemas/avro"
-)
-
-// Headers every shopstream record carries, so routing and tracing need not
-// decode the body.
-const (
-	HeaderEventType     = "event.type"
-	HeaderSchemaFP      = "schema.fingerprint"
-	HeaderCorrelationID = "correlation.id"
-	HeaderProvider      = "provider"
-	HeaderReceivedAt    = "received.at"
 )
 
 // ClientConfig is what every Kafka client of shopstream shares.
@@ -87,30 +76,6 @@ func ConsumerOptions(group string, topics ...string) []kgo.Opt {
 		kgo.RequireStableFetchOffsets(),
 		kgo.DisableAutoCommit(),
 	}
-}
-
-// Headers builds record headers from key/value pairs.
-func Headers(kv ...string) []kgo.RecordHeader {
-	if len(kv)%2 != 0 {
-		panic("stream.Headers: odd number of arguments")
-	}
-	h := make([]kgo.RecordHeader, 0, len(kv)/2)
-	for i := 0; i < len(kv); i += 2 {
-		h = append(h, kgo.RecordHeader{Key: kv[i], Value: []byte(kv[i+1])})
-	}
-	return h
-}
-
-// EventHeaders are the headers of a record whose value is single-object
-// encoded Avro: its event type, its writer schema's fingerprint (read from
-// the value itself, so the two cannot disagree), its correlation id, and
-// any further key/value pairs.
-func EventHeaders(eventType string, value []byte, correlationID string, kv ...string) []kgo.RecordHeader {
-	fp := ""
-	if n, err := avro.Fingerprint(value); err == nil {
-		fp = fmt.Sprintf("%016x", n)
-	}
-	return Headers(append([]string{HeaderEventType, eventType, HeaderSchemaFP, fp, HeaderCorrelationID, correlationID}, kv...)...)
 }
 
 type slogLogger struct{ l *slog.Logger }

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/internal/stream"
+	"github.com/shopstream/shopstream/internal/stream/middleware"
 	"github.com/shopstream/shopstream/internal/testenv"
 	"github.com/shopstream/shopstream/topology"
 )
@@ -71,7 +72,8 @@ func TestTransformRetriesTransientAndDeadLettersPermanent(t *testing.T) {
 	go func() {
 		done <- stream.Transform(ctx, stream.TransformConfig{
 			Client: stream.ClientConfig{Brokers: testenv.Brokers()}, Group: prefix + "g", Input: in,
-			DLQ: topology.DLQ(in), TransactionalID: prefix + "txn", Backoff: stream.Backoff{Min: 10 * time.Millisecond},
+			TransactionalID: prefix + "txn", Backoff: stream.Backoff{Min: 10 * time.Millisecond},
+			Middleware: middleware.DeadLetter(topology.DLQ(in)),
 		}, h)
 	}()
 	got := testenv.ReadTopic(t, out, 3)
@@ -93,7 +95,7 @@ func TestTransformRetriesTransientAndDeadLettersPermanent(t *testing.T) {
 		stream.HeaderErrorClass: stream.ClassPermanent, stream.HeaderErrorReason: `cannot use "bad"`,
 		stream.HeaderOriginTopic: in, stream.HeaderOriginOffset: "1",
 	} {
-		if v, _ := stream.Header(dead[0], k); v != want {
+		if v, _ := testenv.Header(dead[0], k); v != want {
 			t.Errorf("header %s = %q, want %q", k, v, want)
 		}
 	}

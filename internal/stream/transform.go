@@ -6,14 +6,20 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopstream/shopstream/internal/conf"
 )
 
 // Handler turns one consumed record into the records to produce. A nil error
-// means the outputs are produced and the input is done, together. An error
-// marked Permanent sends the input to the DLQ; any other error retries it.
+// means the outputs are produced and the input is done, together. Any error
+// aborts the batch's transaction, which is then handled again: a record
+// that can never succeed must not come back as an error, or it stalls its
+// partition. The middleware package's DeadLetter turns a Permanent error
+// into an output to the dead-letter topic; every stage runs under it.
 //
 // Handle may be called again with a record it has seen (after a retry, a
 // rebalance, a crash or a replay): its effects must be idempotent and its
@@ -22,6 +28,9 @@ import (
 type Handler interface {
 	Handle(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, error)
 }
+
+// Middleware wraps a Handler; package middleware holds shopstream's.
+type Middleware func(Handler) Handler
 
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, error)
@@ -38,29 +47,63 @@ type TransformConfig struct {
 	Group string
 	// Input is the topic consumed; required.
 	Input string
-	// DLQ is where permanently failing records go; required.
-	DLQ string
 	// TransactionalID must be unique among running instances and stable
 	// across an instance's restarts, so that a restarted instance fences
 	// the transaction a killed one left open instead of making read-committed
 	// consumers wait for it to time out. Default Group + "-" + hostname.
 	TransactionalID string
-	// MaxPollRecords bounds one transaction. Default 500.
+	// MaxPollRecords bounds one transaction. Default 500
+	// (DefaultMaxPollRecords).
 	MaxPollRecords int
 	// Concurrency is how many keys of a batch are handled at once; the
 	// records of one key are always handled in order. Keys are the unit of
 	// ordering everywhere in shopstream (order id, SKU), and handlers wait
 	// on Redis round trips that a server folds into one fsync when they
-	// come together. Default 16.
+	// come together. Default 16 (DefaultConcurrency).
 	Concurrency int
 	// Backoff after an aborted transaction. Default 100ms doubling to 5s.
 	Backoff Backoff
+	// Middleware wraps the handler. Required, because dead-lettering is
+	// middleware: without it, a record that can never succeed would stall
+	// its partition forever.
+	Middleware Middleware
+}
+
+// Defaults of TransformConfig.
+const (
+	DefaultMaxPollRecords = 500
+	DefaultConcurrency    = 16
+)
+
+// RegisterFlags registers the loop's tuning as settings of stage:
+// -<stage>-max-poll-records and -<stage>-concurrency, from
+// SHOPSTREAM_<STAGE>_MAX_POLL_RECORDS and SHOPSTREAM_<STAGE>_CONCURRENCY.
+func (c *TransformConfig) RegisterFlags(fs *conf.FlagSet, stage string) {
+	env := "SHOPSTREAM_" + strings.ToUpper(stage) + "_"
+	fs.Int(&c.MaxPollRecords, stage+"-max-poll-records", DefaultMaxPollRecords,
+		"records in one transaction of the "+stage+" stage", env+"MAX_POLL_RECORDS")
+	fs.Int(&c.Concurrency, stage+"-concurrency", DefaultConcurrency,
+		"keys of a batch the "+stage+" stage handles at once", env+"CONCURRENCY")
+}
+
+// Validate reports a setting that cannot work.
+func (c *TransformConfig) Validate() error {
+	if c.MaxPollRecords < 0 || c.Concurrency < 0 {
+		return errors.New("stream: MaxPollRecords and Concurrency cannot be negative")
+	}
+	if c.Middleware == nil {
+		return errors.New("stream: Middleware is required; it dead-letters what can never succeed")
+	}
+	return nil
 }
 
 func (c *TransformConfig) setDefaults() error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
 	c.Client.setDefaults()
-	if c.Group == "" || c.Input == "" || c.DLQ == "" {
-		return errors.New("stream: Group, Input and DLQ are required")
+	if c.Group == "" || c.Input == "" {
+		return errors.New("stream: Group and Input are required")
 	}
 	if c.TransactionalID == "" {
 		host, err := os.Hostname()
@@ -70,17 +113,17 @@ func (c *TransformConfig) setDefaults() error {
 		c.TransactionalID = c.Group + "-" + host
 	}
 	if c.MaxPollRecords == 0 {
-		c.MaxPollRecords = 500
+		c.MaxPollRecords = DefaultMaxPollRecords
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = 16
+		c.Concurrency = DefaultConcurrency
 	}
 	c.Backoff.setDefaults()
 	return nil
 }
 
 // Transform consumes cfg.Input in cfg.Group and, for each polled batch, runs
-// h on every record and produces its outputs (and dead letters) in one Kafka
+// h on every record and produces its outputs in one Kafka
 // transaction together with the batch's offsets (GroupTransactSession). A
 // transient failure, or a rebalance, aborts the transaction; the session
 // rewinds to the committed offsets and the batch is handled again after a
@@ -93,6 +136,7 @@ func Transform(ctx context.Context, cfg TransformConfig, h Handler) error {
 	if err := cfg.setDefaults(); err != nil {
 		return err
 	}
+	h = cfg.Middleware(h)
 	log := cfg.Client.Logger.With("group", cfg.Group, "topic", cfg.Input)
 	opts := append(cfg.Client.Options(), ConsumerOptions(cfg.Group, cfg.Input)...)
 	opts = append(opts, ProducerOptions(30*time.Second)...)
@@ -135,16 +179,15 @@ func transformSession(ctx context.Context, cfg TransformConfig, h Handler, sess 
 		promise := kgo.AbortingFirstErrPromise(sess.Client())
 		handleErr := forEachKey(fetches, cfg.Concurrency, func(rec *kgo.Record) error {
 			outs, err := h.Handle(ctx, rec)
-			switch {
-			case err == nil:
-				for _, out := range outs {
-					sess.Produce(ctx, out, promise.Promise())
+			if err != nil {
+				if IsPermanent(err) {
+					log.Error("a permanent error reached the loop, which can only retry it: is the handler without the DeadLetter middleware?",
+						"partition", rec.Partition, "offset", rec.Offset, "err", err)
 				}
-			case IsPermanent(err):
-				log.Warn("dead-lettering record", "partition", rec.Partition, "offset", rec.Offset, "err", err)
-				sess.Produce(ctx, DeadLetter(rec, cfg.DLQ, err, time.Now()), promise.Promise())
-			default:
 				return fmt.Errorf("partition %d offset %d: %w", rec.Partition, rec.Offset, err)
+			}
+			for _, out := range outs {
+				sess.Produce(ctx, out, promise.Promise())
 			}
 			return nil
 		})

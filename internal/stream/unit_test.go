@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopstream/shopstream/internal/testenv"
 )
 
 func TestBackoffDefaultsAndBounds(t *testing.T) {
@@ -38,30 +40,18 @@ func TestErrorClasses(t *testing.T) {
 
 func TestDeadLetterKeepsRecordAndBoundsReason(t *testing.T) {
 	rec := &kgo.Record{Topic: "orders", Partition: 2, Offset: 41, Key: []byte("k"), Value: []byte("v"),
-		Headers: []kgo.RecordHeader{{Key: HeaderCorrelationID, Value: []byte("c")}}}
+		Headers: []kgo.RecordHeader{{Key: "correlation.id", Value: []byte("c")}}}
 	d := DeadLetter(rec, "orders.dlq", Permanent(errors.New(strings.Repeat("x", 2000))), time.Unix(0, 0))
 	if d.Topic != "orders.dlq" || string(d.Key) != "k" || string(d.Value) != "v" {
 		t.Fatalf("dead letter %+v", d)
 	}
-	if v, _ := Header(d, HeaderCorrelationID); v != "c" {
+	if v, _ := testenv.Header(d, "correlation.id"); v != "c" {
 		t.Fatal("the record's own headers must be kept")
 	}
-	if v, _ := Header(d, HeaderErrorReason); len(v) != maxReason {
+	if v, _ := testenv.Header(d, HeaderErrorReason); len(v) != maxReason {
 		t.Fatalf("reason of %d bytes, want %d", len(v), maxReason)
 	}
-	if v, _ := Header(d, HeaderOriginPartition); v != "2" {
+	if v, _ := testenv.Header(d, HeaderOriginPartition); v != "2" {
 		t.Fatalf("partition header %q", v)
-	}
-}
-
-func TestEventHeadersReadTheFingerprintFromTheValue(t *testing.T) {
-	value := []byte{0xC3, 0x01, 0x51, 0xc8, 0x96, 0x93, 0x2a, 0xc7, 0x08, 0x9e, 0x00}
-	h := EventHeaders("order.paid", value, "c", HeaderProvider, "p")
-	rec := &kgo.Record{Headers: h}
-	for k, want := range map[string]string{HeaderEventType: "order.paid", HeaderSchemaFP: "9e08c72a9396c851",
-		HeaderCorrelationID: "c", HeaderProvider: "p"} {
-		if v, _ := Header(rec, k); v != want {
-			t.Errorf("%s = %q, want %q", k, v, want)
-		}
 	}
 }

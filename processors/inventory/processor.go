@@ -1,10 +1,9 @@
-// Package inventory owns per-SKU stock: it consumes inventory deltas, applies
-// each to Redis at most once under the SKU's lock (apply.lua, beside this
-// file, checks and records the delta id in the same atomic step that changes
-// the stock), and emits one movement per delta saying what was applied or
-// refused. A redelivered delta changes nothing and re-emits the movement it
-// produced the first time, identical, so a retry or a replay is invisible
-// downstream once movements are deduplicated by id.
+// Package inventory is the inventory stage: it consumes inventory deltas,
+// applies each to the SKU's stock at most once through package stock, and
+// emits one movement per delta saying what was applied or refused. A
+// redelivered delta changes nothing and re-emits the movement it produced
+// the first time, identical, so a retry or a replay is invisible downstream
+// once movements are deduplicated by id.
 package inventory
 
 import (
@@ -15,11 +14,13 @@ import (
 
 	"github.com/shopstream/shopstream/internal/stream"
 	"github.com/shopstream/shopstream/schemas/avro"
+	"github.com/shopstream/shopstream/schemas/envelope"
+	"github.com/shopstream/shopstream/stock"
 )
 
-// Applier is what the processor needs of a Store.
+// Applier is what the processor needs of a stock.Store.
 type Applier interface {
-	Apply(ctx context.Context, d Delta, now time.Time) (Outcome, error)
+	Apply(ctx context.Context, d stock.Delta, now time.Time) (stock.Outcome, error)
 }
 
 // Processor is the stream.Handler of the inventory stage.
@@ -45,7 +46,7 @@ func (p *Processor) Handle(ctx context.Context, rec *kgo.Record) ([]*kgo.Record,
 	if err := validate(&d); err != nil {
 		return nil, err
 	}
-	out, err := p.store.Apply(ctx, Delta{ID: d.DeltaID, SKU: d.SKU, Quantity: d.Quantity, Reverses: d.Reverses}, p.now())
+	out, err := p.store.Apply(ctx, stock.Delta{ID: d.DeltaID, SKU: d.SKU, Quantity: d.Quantity, Reverses: d.Reverses}, p.now())
 	if err != nil {
 		return nil, err
 	}
@@ -54,20 +55,15 @@ func (p *Processor) Handle(ctx context.Context, rec *kgo.Record) ([]*kgo.Record,
 		StockAfter: out.StockAfter, Reason: out.Reason, OrderID: d.OrderID, OccurredAt: d.OccurredAt,
 		AppliedAt: out.AppliedAt, CorrelationID: d.CorrelationID,
 	}
-	value, err := p.codec.Marshal(&m)
+	r, err := envelope.Record(p.movements, &m, "")
 	if err != nil {
 		return nil, stream.Permanent(err)
 	}
-	return []*kgo.Record{{
-		Topic:   p.movements,
-		Key:     []byte(d.SKU),
-		Value:   value,
-		Headers: stream.EventHeaders("inventory.movement."+out.Status, value, d.CorrelationID),
-	}}, nil
+	return []*kgo.Record{r}, nil
 }
 
 func validate(d *avro.InventoryDelta) error {
-	if err := ValidSKU(d.SKU); err != nil {
+	if err := stock.ValidSKU(d.SKU); err != nil {
 		return stream.Permanentf("inventory: delta %q: %w", d.DeltaID, err)
 	}
 	if d.DeltaID == "" {

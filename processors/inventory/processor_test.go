@@ -11,6 +11,7 @@ import (
 	"github.com/shopstream/shopstream/internal/stream"
 	"github.com/shopstream/shopstream/internal/testenv"
 	"github.com/shopstream/shopstream/schemas/avro"
+	"github.com/shopstream/shopstream/stock"
 )
 
 func deltaRecord(t *testing.T, d avro.InventoryDelta) *kgo.Record {
@@ -23,7 +24,7 @@ func deltaRecord(t *testing.T, d avro.InventoryDelta) *kgo.Record {
 
 func TestRedeliveryReemitsIdenticalMovement(t *testing.T) {
 	rdb := testenv.Redis(t)
-	p := NewProcessor(NewStore(rdb, StoreConfig{Prefix: testenv.Namespace(t)}), "inventory.movements")
+	p := NewProcessor(stock.NewStore(rdb, stock.StoreConfig{Prefix: testenv.Namespace(t)}), "inventory.movements")
 	clock := time.UnixMilli(1700000000000)
 	p.now = func() time.Time { clock = clock.Add(time.Second); return clock }
 	ctx := context.Background()
@@ -71,6 +72,6 @@ func TestBadDeltasArePermanent(t *testing.T) {
 
 type failingApplier struct{}
 
-func (failingApplier) Apply(context.Context, Delta, time.Time) (Outcome, error) {
+func (failingApplier) Apply(context.Context, stock.Delta, time.Time) (stock.Outcome, error) {
 	panic("a bad delta reached the store")
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/shopstream/shopstream/internal/stream"
 	"github.com/shopstream/shopstream/schemas/avro"
+	"github.com/shopstream/shopstream/schemas/envelope"
 )
 
 // StateStore keeps order states.
@@ -110,15 +111,8 @@ func (p *Processor) Handle(ctx context.Context, rec *kgo.Record) ([]*kgo.Record,
 	}
 	out := make([]*kgo.Record, len(deltas))
 	for i := range deltas {
-		v, err := p.codec.Marshal(&deltas[i])
-		if err != nil {
+		if out[i], err = envelope.Record(p.deltas, &deltas[i], ""); err != nil {
 			return nil, stream.Permanent(err)
-		}
-		out[i] = &kgo.Record{
-			Topic:   p.deltas,
-			Key:     []byte(deltas[i].SKU),
-			Value:   v,
-			Headers: stream.EventHeaders("inventory.delta."+string(t), v, e.CorrelationID),
 		}
 	}
 	return out, nil

@@ -21,7 +21,7 @@ var migrationFiles embed.FS
 // SchemaConfig is the one place where the deployment shape of the schema is
 // decided: a single server, or a cluster with replicated tables.
 type SchemaConfig struct {
-	// DB is the database. Default "shopstream".
+	// DB is the database. Default "shopstream" (DefaultDB).
 	DB string
 	// Cluster, when set, creates every table and view ON CLUSTER with a
 	// Replicated engine (paths /clickhouse/tables/{shard}/<db>.<table>,
@@ -29,9 +29,12 @@ type SchemaConfig struct {
 	Cluster string
 }
 
+// DefaultDB is the database when none is configured.
+const DefaultDB = "shopstream"
+
 func (c *SchemaConfig) setDefaults() {
 	if c.DB == "" {
-		c.DB = "shopstream"
+		c.DB = DefaultDB
 	}
 }
 

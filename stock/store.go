@@ -1,4 +1,11 @@
-package inventory
+// Package stock owns the per-SKU stock model in Redis: the keys (every key
+// of a SKU under the SKU's hash tag, so one SKU lives in one Redis Cluster
+// slot), apply.lua, which checks and records a delta's id in the same
+// atomic step that changes the stock, the per-SKU lock, and the ledger of
+// applied deltas. The inventory processor applies deltas through it;
+// operator commands (stock show, and the reconcile and rebuild to come)
+// read and freeze SKUs through it. It imports no stage.
+package stock
 
 import (
 	"context"
@@ -113,7 +120,7 @@ func (s *Store) Apply(ctx context.Context, d Delta, now time.Time) (Outcome, err
 	})
 	cancel()
 	if err != nil {
-		return Outcome{}, fmt.Errorf("inventory: lock %s: %w", sku, err)
+		return Outcome{}, fmt.Errorf("stock: lock %s: %w", sku, err)
 	}
 	defer func() {
 		// A lock that expired or could not be released frees itself by TTL.
@@ -122,10 +129,10 @@ func (s *Store) Apply(ctx context.Context, d Delta, now time.Time) (Outcome, err
 	res, err := applyScript.Run(ctx, s.rdb, []string{k.Stock, k.Applied, k.Ledger, k.Backorder},
 		d.ID, d.Quantity, now.UnixMilli(), d.Reverses).Slice()
 	if err != nil {
-		return Outcome{}, fmt.Errorf("inventory: apply %s to %s: %w", d.ID, sku, err)
+		return Outcome{}, fmt.Errorf("stock: apply %s to %s: %w", d.ID, sku, err)
 	}
 	if len(res) != 2 {
-		return Outcome{}, fmt.Errorf("inventory: apply script returned %v", res)
+		return Outcome{}, fmt.Errorf("stock: apply script returned %v", res)
 	}
 	out, err := parseOutcome(fmt.Sprint(res[1]))
 	if err != nil {
@@ -138,12 +145,12 @@ func (s *Store) Apply(ctx context.Context, d Delta, now time.Time) (Outcome, err
 func parseOutcome(s string) (Outcome, error) {
 	parts := strings.SplitN(s, "|", 4)
 	if len(parts) != 4 {
-		return Outcome{}, fmt.Errorf("inventory: malformed outcome %q", s)
+		return Outcome{}, fmt.Errorf("stock: malformed outcome %q", s)
 	}
 	stock, err1 := strconv.ParseInt(parts[1], 10, 64)
 	at, err2 := strconv.ParseInt(parts[2], 10, 64)
 	if err := errors.Join(err1, err2); err != nil {
-		return Outcome{}, fmt.Errorf("inventory: malformed outcome %q: %w", s, err)
+		return Outcome{}, fmt.Errorf("stock: malformed outcome %q: %w", s, err)
 	}
 	return Outcome{Status: parts[0], StockAfter: stock, AppliedAt: time.UnixMilli(at).UTC(), Reason: parts[3]}, nil
 }
@@ -176,12 +183,12 @@ func (s *Store) Ledger(ctx context.Context, sku string) ([]LedgerEntry, error) {
 		j := strings.LastIndexByte(r, '|')
 		k := strings.LastIndexByte(r[:max(j, 0)], '|')
 		if k < 0 {
-			return nil, fmt.Errorf("inventory: malformed ledger entry %q", r)
+			return nil, fmt.Errorf("stock: malformed ledger entry %q", r)
 		}
 		q, err1 := strconv.ParseInt(r[k+1:j], 10, 64)
 		a, err2 := strconv.ParseInt(r[j+1:], 10, 64)
 		if err := errors.Join(err1, err2); err != nil {
-			return nil, fmt.Errorf("inventory: malformed ledger entry %q: %w", r, err)
+			return nil, fmt.Errorf("stock: malformed ledger entry %q: %w", r, err)
 		}
 		out[i] = LedgerEntry{DeltaID: r[:k], Quantity: q, StockAfter: a}
 	}

@@ -1,13 +1,13 @@
-package main
+// Package demo is `shopstream demo`: a burst of signed webhooks, with
+// provider retries, forged signatures and cancellations, sent to a pipeline
+// running in a namespace of its own; then it waits until every movement is
+// in ClickHouse and prints Redis beside ClickHouse, SKU by SKU.
+package demo
 
 import (
-	"bytes"
 	"context"
-	crand "crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -19,26 +19,51 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/shopstream/shopstream/ingest/providers"
-	"github.com/shopstream/shopstream/processors/inventory"
+	"github.com/shopstream/shopstream/ingest/providers/providertest"
+	"github.com/shopstream/shopstream/internal/conf"
 	"github.com/shopstream/shopstream/schemas/avro"
+	"github.com/shopstream/shopstream/stock"
 )
 
-type demoOptions struct {
-	orders      int
-	concurrency int
-	timeout     time.Duration
+// Config is the demo's own settings.
+type Config struct {
+	// Orders is how many paid orders the burst holds. Default 300.
+	Orders int
+	// Concurrency is how many webhooks are in flight at once. Default 16.
+	Concurrency int
+	// SettleTimeout bounds the wait for the pipeline to settle. Default 2m.
+	SettleTimeout time.Duration
 }
 
-func (d *demoOptions) register(fs *flag.FlagSet) {
-	fs.IntVar(&d.orders, "orders", 300, "paid orders in the burst")
-	fs.IntVar(&d.concurrency, "concurrency", 16, "webhooks in flight at once")
-	fs.DurationVar(&d.timeout, "settle-timeout", 2*time.Minute, "how long to wait for the pipeline to settle")
+// RegisterFlags registers -orders, -concurrency and -settle-timeout.
+func (c *Config) RegisterFlags(fs *conf.FlagSet) {
+	fs.Int(&c.Orders, "orders", 300, "paid orders in the burst")
+	fs.Int(&c.Concurrency, "concurrency", 16, "webhooks in flight at once")
+	fs.Duration(&c.SettleTimeout, "settle-timeout", 2*time.Minute, "how long to wait for the pipeline to settle")
 }
 
-// demoStock is the stock the demo starts with; CAP is short on purpose so
-// that some orders are refused rather than oversold.
-var demoStock = map[string]int64{"TEE": 400, "HOODIE": 300, "MUG": 300, "CAP": 20}
+// Pipeline is a running pipeline in the demo's own namespace.
+type Pipeline struct {
+	// RunID names the namespace; delivery and order ids carry it.
+	RunID string
+	// URL is where Standard Webhooks deliveries go.
+	URL string
+	// Key signs them (the secret's bytes).
+	Key []byte
+	// Seed produces stock adjustments to the delta log.
+	Seed func(context.Context, ...avro.InventoryDelta) error
+	// Stock reads Redis.
+	Stock *stock.Store
+	// ClickHouse and DB are where the movements land.
+	ClickHouse driver.Conn
+	DB         string
+	// Stopped receives the pipeline's error if it stops early.
+	Stopped <-chan error
+}
+
+// Stock is what the demo starts with; CAP is short on purpose so that some
+// orders are refused rather than oversold.
+var Stock = map[string]int64{"TEE": 400, "HOODIE": 300, "MUG": 300, "CAP": 20}
 
 // webhook is one delivery the demo sends, as a provider would.
 type webhook struct {
@@ -46,119 +71,73 @@ type webhook struct {
 	forged   bool
 }
 
-// run starts the whole pipeline in this process under a namespace of its
-// own (topics, groups, Redis keys and a ClickHouse database), sends a burst
-// of signed webhooks with duplicates, forged signatures and cancellations,
-// waits until every delta has landed in ClickHouse, and prints what landed.
-func (d *demoOptions) run(ctx context.Context, c *config, out io.Writer) error {
-	runID := time.Now().UTC().Format("20060102_150405")
-	c.prefix = "demo_" + runID + "_"
-	c.chDB = "shopstream_demo_" + runID
-	c.listen = "127.0.0.1:0"
-	key := make([]byte, 24)
-	_, _ = crand.Read(key)
-	c.secrets = "whsec_" + base64.StdEncoding.EncodeToString(key)
-	fmt.Fprintf(out, "demo %s: topics and Redis keys under %q, ClickHouse database %s\n\n", runID, c.prefix, c.chDB)
-
-	if err := topics(ctx, c, "apply", io.Discard); err != nil {
-		return fmt.Errorf("topics: %w", err)
-	}
-	if err := migrate(ctx, c, io.Discard); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	prod, err := c.producer(10 * time.Second)
-	if err != nil {
-		return err
-	}
+// Run seeds the stock, sends the burst to p, waits until every delta has
+// landed in ClickHouse, and prints what landed. It fails when Redis and
+// ClickHouse disagree.
+func Run(ctx context.Context, cfg Config, p Pipeline, out io.Writer) error {
 	var seeds []avro.InventoryDelta
-	for sku, qty := range demoStock {
+	for sku, qty := range Stock {
 		seeds = append(seeds, avro.InventoryDelta{DeltaID: "adjust:seed-" + sku, SKU: sku, Kind: avro.DeltaAdjustment,
 			Quantity: qty, OccurredAt: time.Now().UTC().Truncate(time.Millisecond)})
 	}
-	err = produceAdjustments(ctx, prod, c.topics().Deltas, seeds...)
-	prod.Close()
-	if err != nil {
+	if err := p.Seed(ctx, seeds...); err != nil {
 		return fmt.Errorf("seed stock: %w", err)
 	}
-
-	pctx, stopPipeline := context.WithCancel(ctx)
-	defer stopPipeline()
-	ready := make(chan string, 1)
-	pipelineErr := make(chan error, 2)
-	go func() { pipelineErr <- serveIngest(pctx, c, ready) }()
-	go func() { pipelineErr <- runStages(pctx, c, "orders", "inventory", "sink") }()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-pipelineErr:
-		return err
-	}
-	url := "http://" + addr + "/webhooks/standardwebhooks"
-
-	paid, cancels, forged := demoBurst(runID, d.orders)
-	tally := newTally()
+	paid, cancels, forged := burst(p.RunID, cfg.Orders)
+	t := newTally()
+	signer := providertest.StandardWebhooks{Key: p.Key}
 	start := time.Now()
-	sendAll(ctx, url, key, paid, d.concurrency, tally)
-	sendAll(ctx, url, key, forged, d.concurrency, tally)
+	sendAll(ctx, p.URL, signer, paid, cfg.Concurrency, t)
+	sendAll(ctx, p.URL, signer, forged, cfg.Concurrency, t)
 	// Providers retry: the same deliveries again, which must change nothing.
-	sendAll(ctx, url, key, paid[:len(paid)/10], d.concurrency, tally)
-	sendAll(ctx, url, key, cancels, d.concurrency, tally)
+	sendAll(ctx, p.URL, signer, paid[:len(paid)/10], cfg.Concurrency, t)
+	sendAll(ctx, p.URL, signer, cancels, cfg.Concurrency, t)
 	elapsed := time.Since(start)
-
-	conn, err := c.clickhouse(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	rdb := c.redis()
-	defer rdb.Close()
-	store := inventory.NewStore(rdb, inventory.StoreConfig{Prefix: c.prefix})
 
 	// Every accepted paid order sells its lines and every accepted
 	// cancellation restocks them (applied or refused): that many distinct
 	// movements must land, plus the seeds.
-	wantMovements := uint64(len(seeds)) + tally.lines
-	deadline := time.Now().Add(d.timeout)
+	want := uint64(len(seeds)) + t.lines
+	deadline := time.Now().Add(cfg.SettleTimeout)
 	var got uint64
 	for {
-		if err := conn.QueryRow(ctx, "SELECT count() FROM "+c.chDB+".inventory_movements_final").Scan(&got); err != nil {
+		if err := p.ClickHouse.QueryRow(ctx, "SELECT count() FROM "+p.DB+".inventory_movements_final").Scan(&got); err != nil {
 			return err
 		}
-		if got >= wantMovements {
+		if got >= want {
 			break
 		}
 		select {
-		case err := <-pipelineErr:
+		case err := <-p.Stopped:
 			return fmt.Errorf("pipeline stopped: %w", err)
 		case <-time.After(300 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("after %v only %d of %d movements reached ClickHouse", d.timeout, got, wantMovements)
+			return fmt.Errorf("after %v only %d of %d movements reached ClickHouse", cfg.SettleTimeout, got, want)
 		}
 	}
-	stopPipeline()
 
-	fmt.Fprintf(out, "webhooks: %d sent in %v\n", tally.total(), elapsed.Round(time.Millisecond))
-	for _, k := range tally.keys() {
-		fmt.Fprintf(out, "  %-28s %d\n", k, tally.counts[k])
+	fmt.Fprintf(out, "webhooks: %d sent in %v\n", t.total(), elapsed.Round(time.Millisecond))
+	for _, k := range t.keys() {
+		fmt.Fprintf(out, "  %-28s %d\n", k, t.counts[k])
 	}
-	ok, err := printInventory(ctx, out, conn, c.chDB, store)
+	ok, err := printInventory(ctx, out, p.ClickHouse, p.DB, p.Stock)
 	if err != nil {
 		return err
 	}
-	if err := printClickHouse(ctx, out, conn, c.chDB); err != nil {
+	if err := printClickHouse(ctx, out, p.ClickHouse, p.DB); err != nil {
 		return err
 	}
 	if !ok {
 		return errors.New("Redis and ClickHouse disagree; see above")
 	}
-	fmt.Fprintf(out, "\nRedis and ClickHouse agree for every SKU. Query it yourself:\n  clickhouse-client -d %s -q 'SELECT * FROM sales_per_sku_minute'\n", c.chDB)
+	fmt.Fprintf(out, "\nRedis and ClickHouse agree for every SKU. Query it yourself:\n  clickhouse-client -d %s -q 'SELECT * FROM sales_per_sku_minute'\n", p.DB)
 	return nil
 }
 
-// demoBurst builds the deliveries: paid orders of one to three lines,
+// burst builds the deliveries: paid orders of one to three lines,
 // cancellations of every eleventh, and deliveries with forged signatures.
-func demoBurst(runID string, orders int) (paid, cancels, forged []webhook) {
+func burst(runID string, orders int) (paid, cancels, forged []webhook) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	skus := []string{"TEE", "HOODIE", "MUG", "CAP"}
 	now := time.Now().UTC()
@@ -221,7 +200,7 @@ func (t *tally) keys() []string {
 // sendAll posts the webhooks, concurrency at a time, and counts the answers.
 // A delivery answered 2xx "accepted" adds its lines to the movements
 // expected downstream.
-func sendAll(ctx context.Context, url string, key []byte, hooks []webhook, concurrency int, t *tally) {
+func sendAll(ctx context.Context, url string, signer providertest.StandardWebhooks, hooks []webhook, concurrency int, t *tally) {
 	work := make(chan webhook)
 	var wg sync.WaitGroup
 	client := &http.Client{Timeout: 30 * time.Second}
@@ -230,12 +209,20 @@ func sendAll(ctx context.Context, url string, key []byte, hooks []webhook, concu
 		go func() {
 			defer wg.Done()
 			for h := range work {
-				status, answer := post(ctx, client, url, key, h)
+				s := signer
+				if h.forged {
+					s.Key = []byte("not the secret")
+				}
+				a, err := providertest.Post(ctx, client, url, s, providertest.Delivery{ID: h.id, Body: []byte(h.body)})
+				outcome := a.Outcome()
+				if err != nil && a.Code == 0 {
+					outcome = "transport error"
+				}
 				lines := 0
-				if status == 200 && answer == "accepted" {
+				if a.Code == 200 && outcome == "accepted" {
 					lines = strings.Count(h.body, `"sku"`)
 				}
-				t.add(fmt.Sprintf("%d %s", status, answer), lines)
+				t.add(fmt.Sprintf("%d %s", a.Code, outcome), lines)
 			}
 		}()
 	}
@@ -246,47 +233,15 @@ func sendAll(ctx context.Context, url string, key []byte, hooks []webhook, concu
 	wg.Wait()
 }
 
-func post(ctx context.Context, client *http.Client, url string, key []byte, h webhook) (int, string) {
-	now := time.Now()
-	sig := providers.Sign(key, h.id, now, []byte(h.body))
-	if h.forged {
-		sig = providers.Sign([]byte("not the secret"), h.id, now, []byte(h.body))
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader([]byte(h.body)))
-	if err != nil {
-		return 0, err.Error()
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Webhook-Id", h.id)
-	req.Header.Set("Webhook-Timestamp", fmt.Sprint(now.Unix()))
-	req.Header.Set("Webhook-Signature", sig)
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, "transport error"
-	}
-	defer resp.Body.Close()
-	var a struct {
-		Status string `json:"status"`
-		Error  struct {
-			Code string `json:"code"`
-		} `json:"error"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&a)
-	if a.Status != "" {
-		return resp.StatusCode, a.Status
-	}
-	return resp.StatusCode, a.Error.Code
-}
-
 // printInventory prints each SKU's stock from Redis beside what ClickHouse's
 // applied movements add up to, and reports whether they agree everywhere
 // (invariants 2 and 3 of DESIGN.md).
-func printInventory(ctx context.Context, out io.Writer, conn driver.Conn, db string, store *inventory.Store) (bool, error) {
+func printInventory(ctx context.Context, out io.Writer, conn driver.Conn, db string, store *stock.Store) (bool, error) {
 	fmt.Fprintf(out, "\ninventory (Redis stock beside ClickHouse's applied movements):\n")
 	fmt.Fprintf(out, "  %-8s %8s %8s %8s %10s %10s %12s  %s\n", "sku", "initial", "sold", "refused", "restocked", "redis", "clickhouse", "ledger")
 	ok := true
-	skus := make([]string, 0, len(demoStock))
-	for sku := range demoStock {
+	skus := make([]string, 0, len(Stock))
+	for sku := range Stock {
 		skus = append(skus, sku)
 	}
 	sort.Strings(skus)
@@ -321,7 +276,7 @@ func printInventory(ctx context.Context, out io.Writer, conn driver.Conn, db str
 			mark, ok = "MISMATCH", false
 		}
 		fmt.Fprintf(out, "  %-8s %8d %8d %8d %10d %10d %12d  %d entries %s\n",
-			sku, demoStock[sku], sold, refused, restocked, stock, applied, len(ledger), mark)
+			sku, Stock[sku], sold, refused, restocked, stock, applied, len(ledger), mark)
 	}
 	return ok, nil
 }

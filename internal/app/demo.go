@@ -1,0 +1,65 @@
+package app
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/shopstream/shopstream/internal/demo"
+	"github.com/shopstream/shopstream/schemas/avro"
+	"github.com/shopstream/shopstream/stock"
+)
+
+// demo runs the whole pipeline in this process under a namespace of its
+// own (topics, groups, Redis keys and a ClickHouse database, so it never
+// touches another run's data) with a webhook secret made for the run, and
+// hands it to the demo.
+func (o *operator) demo(ctx context.Context, base *settings, _ []string, out io.Writer) error {
+	runID := time.Now().UTC().Format("20060102_150405")
+	s := *base
+	s.prefix = "demo_" + runID + "_"
+	key := make([]byte, 24)
+	_, _ = crand.Read(key)
+	p := &o.pipe
+	p.sink.Server.Schema.DB = "shopstream_demo_" + runID
+	p.ingest.Listen = "127.0.0.1:0"
+	p.ingest.Providers.Secrets = map[string][]string{"standardwebhooks": {"whsec_" + base64.StdEncoding.EncodeToString(key)}}
+	ready := make(chan string, 1)
+	p.ingest.Ready = func(addr string) { ready <- addr }
+	o.clickhouse = p.sink.Server
+	fmt.Fprintf(out, "demo %s: topics and Redis keys under %q, ClickHouse database %s\n\n", runID, s.prefix, o.clickhouse.Schema.DB)
+
+	if err := o.topics(ctx, &s, true, io.Discard); err != nil {
+		return fmt.Errorf("topics: %w", err)
+	}
+	if err := o.migrate(ctx, &s, nil, io.Discard); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	conn, err := o.clickhouse.Open(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	rdb := s.redis()
+	defer rdb.Close()
+
+	pctx, stop := context.WithCancel(ctx)
+	stopped := make(chan error, 1)
+	go func() { stopped <- runStages(pctx, &s, p.stages()) }()
+	defer func() { stop(); <-stopped }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-stopped:
+		return err
+	}
+	return demo.Run(ctx, o.demoCfg, demo.Pipeline{
+		RunID: runID, URL: "http://" + addr + "/webhooks/standardwebhooks", Key: key,
+		Seed:  func(ctx context.Context, d ...avro.InventoryDelta) error { return produceDeltas(ctx, &s, d...) },
+		Stock: stock.NewStore(rdb, stock.StoreConfig{Prefix: s.prefix}), ClickHouse: conn, DB: o.clickhouse.Schema.DB,
+		Stopped: stopped,
+	}, out)
+}

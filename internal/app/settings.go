@@ -1,0 +1,84 @@
+package app
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	kitprometheus "github.com/go-kit/kit/metrics/prometheus"
+
+	"github.com/shopstream/shopstream/internal/conf"
+	"github.com/shopstream/shopstream/internal/stream"
+	"github.com/shopstream/shopstream/internal/stream/middleware"
+	"github.com/shopstream/shopstream/topology"
+)
+
+// settings are what every command shares: where Kafka and Redis are, the
+// namespace, this instance's name, and logging. A stage's own settings are
+// its package's Config.
+type settings struct {
+	brokers   []string
+	redisAddr string
+	prefix    string
+	instance  string
+	logLevel  string
+
+	log      *slog.Logger
+	registry *prometheus.Registry
+	metrics  middleware.Metrics
+}
+
+func (s *settings) registerFlags(fs *conf.FlagSet) {
+	host, _ := os.Hostname()
+	fs.Strings(&s.brokers, "brokers", []string{"127.0.0.1:9092"}, "Kafka seed brokers, comma-separated", "SHOPSTREAM_KAFKA_BROKERS")
+	fs.String(&s.redisAddr, "redis", "127.0.0.1:6379", "Redis address", "SHOPSTREAM_REDIS_ADDR")
+	fs.String(&s.prefix, "prefix", "", "namespace for topics, consumer groups and Redis keys", "SHOPSTREAM_PREFIX")
+	fs.String(&s.instance, "instance", host, "this instance's stable name, unique among running instances; names its Kafka transactional ids",
+		"SHOPSTREAM_INSTANCE")
+	fs.String(&s.logLevel, "log-level", "info", "debug, info, warn or error", "SHOPSTREAM_LOG_LEVEL")
+}
+
+// setup checks the shared settings and builds the logger and metrics.
+func (s *settings) setup(stderr io.Writer) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s.logLevel)); err != nil {
+		return fmt.Errorf("log level %q: %w", s.logLevel, err)
+	}
+	if s.instance == "" {
+		return fmt.Errorf("no instance name: set SHOPSTREAM_INSTANCE")
+	}
+	s.log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	s.registry = prometheus.NewRegistry()
+	records := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "shopstream", Name: "records_total",
+		Help: "Records handled by the transactional stages, by topic and outcome (ok, transient, permanent)."}, []string{"topic", "outcome"})
+	seconds := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "shopstream", Name: "record_handle_seconds",
+		Help: "Time to handle one record, by topic.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"topic"})
+	s.registry.MustRegister(records, seconds)
+	s.metrics = middleware.Metrics{Records: kitprometheus.NewCounter(records), Duration: kitprometheus.NewHistogram(seconds)}
+	return nil
+}
+
+func (s *settings) kafka() stream.ClientConfig {
+	return stream.ClientConfig{Brokers: s.brokers, ClientID: "shopstream-" + s.instance, Logger: s.log}
+}
+
+func (s *settings) redis() *redis.Client { return redis.NewClient(&redis.Options{Addr: s.redisAddr}) }
+
+func (s *settings) topics() topology.Names { return topology.NamesFor(s.prefix) }
+
+func (s *settings) group(stage string) string { return s.prefix + "shopstream-" + stage }
+
+// transform fills the loop of a transactional stage: its group, input, a
+// transactional id that a restarted instance reuses to fence its own
+// unfinished transaction, and the middleware every such stage runs under.
+func (s *settings) transform(c *stream.TransformConfig, stage, input string) {
+	c.Client = s.kafka()
+	c.Group = s.group(stage)
+	c.Input = input
+	c.TransactionalID = c.Group + "-" + s.instance
+	c.Middleware = middleware.Stack(topology.DLQ(input), s.log, s.metrics, middleware.RetryConfig{})
+}

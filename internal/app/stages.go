@@ -1,0 +1,114 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shopstream/shopstream/ingest"
+	"github.com/shopstream/shopstream/internal/conf"
+	"github.com/shopstream/shopstream/processors/inventory"
+	"github.com/shopstream/shopstream/processors/orders"
+	chsink "github.com/shopstream/shopstream/sinks/clickhouse"
+	"github.com/shopstream/shopstream/stock"
+)
+
+// A stage is one part of the pipeline: its own settings (its package's
+// Config), how the shared settings wire into them, and how it runs.
+type stage struct {
+	name string
+	// flags registers the stage's own settings.
+	flags func(*conf.FlagSet)
+	// prepare wires the shared settings into the stage's Config and
+	// validates it; every stage of a command is prepared before any starts.
+	prepare func(*settings, *redis.Client) error
+	run     func(context.Context) error
+}
+
+// pipeline holds every stage's Config.
+type pipeline struct {
+	ingest    ingest.Config
+	orders    orders.Config
+	inventory inventory.Config
+	sink      chsink.Config
+}
+
+// stages returns every stage of p, in the order data flows through them. A
+// new stage is a package with a Config and a Run, a field of pipeline, and
+// an entry here.
+func (p *pipeline) stages() []*stage {
+	in, ord, inv, snk := &p.ingest, &p.orders, &p.inventory, &p.sink
+	return []*stage{
+		{name: "ingest", flags: in.RegisterFlags,
+			prepare: func(s *settings, rdb *redis.Client) error {
+				in.Kafka, in.Redis, in.Prefix, in.Topics = s.kafka(), rdb, s.prefix, s.topics()
+				return in.Validate()
+			},
+			run: func(ctx context.Context) error { return ingest.Run(ctx, *in) }},
+		{name: "orders", flags: ord.RegisterFlags,
+			prepare: func(s *settings, rdb *redis.Client) error {
+				s.transform(&ord.Stream, "orders", s.topics().Orders)
+				ord.Deltas, ord.Redis, ord.Prefix = s.topics().Deltas, rdb, s.prefix
+				return ord.Validate()
+			},
+			run: func(ctx context.Context) error { return orders.Run(ctx, *ord) }},
+		{name: "inventory", flags: inv.RegisterFlags,
+			prepare: func(s *settings, rdb *redis.Client) error {
+				s.transform(&inv.Stream, "inventory", s.topics().Deltas)
+				inv.Movements, inv.Redis, inv.Stock = s.topics().Movements, rdb, stock.StoreConfig{Prefix: s.prefix}
+				return inv.Validate()
+			},
+			run: func(ctx context.Context) error { return inventory.Run(ctx, *inv) }},
+		{name: "sink", flags: snk.RegisterFlags,
+			prepare: func(s *settings, _ *redis.Client) error {
+				snk.Stream.Client, snk.Stream.Group, snk.Topics, snk.Logger = s.kafka(), s.group("clickhouse"), s.topics(), s.log
+				return snk.Validate()
+			},
+			run: func(ctx context.Context) error { return chsink.Run(ctx, *snk) }},
+	}
+}
+
+// selected returns the stages of p that names lists.
+func (p *pipeline) selected(names []string) []*stage {
+	var out []*stage
+	for _, st := range p.stages() {
+		if slices.Contains(names, st.name) {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// runStages prepares every stage, then runs them side by side until ctx is
+// done or one fails, which stops the others. A stage that waits for its own
+// service (the sink for ClickHouse) does so inside its Run, so it holds no
+// other stage back.
+func runStages(ctx context.Context, s *settings, stages []*stage) error {
+	rdb := s.redis()
+	defer rdb.Close()
+	for _, st := range stages {
+		if err := st.prepare(s, rdb); err != nil {
+			return fmt.Errorf("%s: %w", st.name, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(stages))
+	for i, st := range stages {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := st.run(ctx); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", st.name, err)
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,137 @@
+// Package loadgen is `shopstream loadgen`: it sends signed paid-order
+// webhooks, each a new delivery and order, to an ingest on loopback, and
+// prints throughput and latency. With -bare it loads a bare in-process
+// handler instead, the baseline of this client and machine. It stops by
+// itself after -n requests.
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shopstream/shopstream/ingest/providers"
+	"github.com/shopstream/shopstream/ingest/providers/providertest"
+	"github.com/shopstream/shopstream/internal/conf"
+)
+
+// Config is the load generator's settings.
+type Config struct {
+	// URL of the ingest to load; loopback only.
+	URL string
+	// Requests to send. Default 20000.
+	Requests int
+	// Concurrency is how many are in flight at once. Default 64.
+	Concurrency int
+	// Bare loads an in-process handler that reads the body and answers 200.
+	Bare bool
+	// Providers holds the Standard Webhooks secret the ingest accepts.
+	Providers providers.Config
+}
+
+// RegisterFlags registers -url, -n, -c, -bare and the providers' secrets.
+func (c *Config) RegisterFlags(fs *conf.FlagSet) {
+	fs.String(&c.URL, "url", "", "ingest URL to load, e.g. http://127.0.0.1:8080/webhooks/standardwebhooks")
+	fs.Int(&c.Requests, "n", 20000, "webhooks to send")
+	fs.Int(&c.Concurrency, "c", 64, "webhooks in flight at once")
+	fs.Bool(&c.Bare, "bare", false, "load a bare in-process handler (read the body, answer 200) instead: the baseline of this client and machine")
+	c.Providers.RegisterFlags(fs)
+}
+
+// Run sends the load and prints what it measured to out.
+func Run(ctx context.Context, cfg Config, out io.Writer) error {
+	label := cfg.URL
+	if cfg.Bare {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.ReadAll(r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"status":"accepted"}`)
+		})}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		cfg.URL, label = "http://"+ln.Addr().String()+"/webhooks/standardwebhooks", "bare handler"
+	}
+	if cfg.URL == "" {
+		return errors.New("loadgen needs -url or -bare")
+	}
+	if !strings.HasPrefix(cfg.URL, "http://127.") && !strings.HasPrefix(cfg.URL, "http://localhost") {
+		return errors.New("loadgen only targets loopback addresses")
+	}
+	secrets := cfg.Providers.Secrets["standardwebhooks"]
+	if len(secrets) == 0 {
+		return errors.New("loadgen needs the ingest's SHOPSTREAM_WEBHOOK_SECRET")
+	}
+	key, err := providers.StandardWebhooksKey(secrets[0])
+	if err != nil {
+		return err
+	}
+	signer := providertest.StandardWebhooks{Key: key}
+	run := time.Now().UnixNano()
+	skus := []string{"TEE", "HOODIE", "MUG", "CAP", "SOCKS", "BAG", "HAT", "PIN"}
+	transport := &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency, MaxConnsPerHost: cfg.Concurrency}
+	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
+	var next atomic.Int64
+	var mu sync.Mutex
+	latencies := make([]time.Duration, 0, cfg.Requests)
+	statuses := map[int]int{}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(cfg.Requests) || ctx.Err() != nil {
+					return
+				}
+				now := time.Now()
+				id := fmt.Sprintf("msg_load_%d_%d", run, i)
+				body := fmt.Sprintf(`{"type":"order.paid","timestamp":%q,"data":{"order_id":"load-%d-%d","currency":"EUR","line_items":[{"id":"1","sku":%q,"quantity":1,"unit_price_minor":1999}]}}`,
+					now.UTC().Format(time.RFC3339Nano), run, i, skus[i%int64(len(skus))])
+				req, err := providertest.NewRequest(ctx, cfg.URL, signer, providertest.Delivery{ID: id, Body: []byte(body), At: now})
+				if err != nil {
+					return
+				}
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				status := 0
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					status = resp.StatusCode
+				}
+				d := time.Since(t0)
+				mu.Lock()
+				latencies = append(latencies, d)
+				statuses[status]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(latencies)
+	pct := func(p float64) time.Duration {
+		if len(latencies) == 0 {
+			return 0
+		}
+		return latencies[min(len(latencies)-1, int(float64(len(latencies))*p))].Round(10 * time.Microsecond)
+	}
+	fmt.Fprintf(out, "loadgen %s: %d webhooks, %d in flight, %v: %.0f/s; latency p50 %v p95 %v p99 %v max %v; status %v\n",
+		label, len(latencies), cfg.Concurrency, elapsed.Round(time.Millisecond), float64(len(latencies))/elapsed.Seconds(),
+		pct(0.50), pct(0.95), pct(0.99), pct(1), statuses)
+	return nil
+}

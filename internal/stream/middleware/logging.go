@@ -1,0 +1,32 @@
+package middleware
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopstream/shopstream/internal/stream"
+)
+
+// Logging logs every failed record with where it came from and its error
+// class, at warn; a record handled well is logged at debug. It logs
+// coordinates and the error, never the record's value, which may hold what
+// a customer typed.
+func Logging(log *slog.Logger) Middleware {
+	return func(next stream.Handler) stream.Handler {
+		return stream.HandlerFunc(func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, error) {
+			outs, err := next.Handle(ctx, rec)
+			attrs := []any{"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset}
+			switch {
+			case err == nil:
+				log.Debug("record handled", append(attrs, "outputs", len(outs))...)
+			case stream.IsPermanent(err):
+				log.Warn("record failed permanently; dead-lettering it", append(attrs, "class", stream.ClassPermanent, "err", err)...)
+			default:
+				log.Warn("record failed; the batch will be retried", append(attrs, "class", stream.ClassTransient, "err", err)...)
+			}
+			return outs, err
+		})
+	}
+}

@@ -1,0 +1,44 @@
+package orders
+
+import (
+	"context"
+	"errors"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shopstream/shopstream/internal/conf"
+	"github.com/shopstream/shopstream/internal/stream"
+)
+
+// Config is the orders stage's configuration.
+type Config struct {
+	// Stream is the transactional loop over the orders topic: its client,
+	// group, input, transactional id and middleware, and its tuning
+	// (flags). Required.
+	Stream stream.TransformConfig
+	// Deltas is the topic deltas are produced to. Required.
+	Deltas string
+	// Redis keeps the order states. Required.
+	Redis redis.Cmdable
+	// Prefix namespaces the state keys. Default "".
+	Prefix string
+}
+
+// RegisterFlags registers the stage's own settings.
+func (c *Config) RegisterFlags(fs *conf.FlagSet) { c.Stream.RegisterFlags(fs, "orders") }
+
+// Validate reports what is missing or cannot work.
+func (c *Config) Validate() error {
+	if c.Deltas == "" || c.Redis == nil {
+		return errors.New("orders: Deltas and Redis are required")
+	}
+	return c.Stream.Validate()
+}
+
+// Run runs the stage until ctx is done.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	return stream.Transform(ctx, cfg.Stream, NewProcessor(NewRedisStates(cfg.Redis, cfg.Prefix), cfg.Deltas))
+}

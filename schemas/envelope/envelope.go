@@ -1,0 +1,99 @@
+// Package envelope turns a contract value (schemas/avro) into the Kafka
+// record that carries it: its topic, its key, its single-object encoded
+// value, and the headers that routing and tracing read without decoding the
+// body. Every stage that writes a contract writes it through Record, so the
+// key of each contract and the spelling of each event type are decided here
+// once.
+//
+// Event types are lower case, "<contract>.<what happened>": order.paid,
+// inventory.delta.sale, inventory.movement.refused, webhook.receipt.
+package envelope
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopstream/shopstream/schemas/avro"
+)
+
+// Headers every shopstream record carries.
+const (
+	HeaderEventType     = "event.type"
+	HeaderSchemaFP      = "schema.fingerprint"
+	HeaderCorrelationID = "correlation.id"
+	HeaderProvider      = "provider"
+	HeaderReceivedAt    = "received.at"
+)
+
+// WebhookReceipt is the event type of a receipt; OrderEventType,
+// DeltaEventType and MovementEventType give the others from their
+// contract's own enum, so a new enum symbol has its event type at once.
+const WebhookReceipt = "webhook.receipt"
+
+// OrderEventType is the event type of an order event of avro type t
+// (avro.OrderPaid gives "order.paid").
+func OrderEventType(t string) string { return "order." + strings.ToLower(t) }
+
+// DeltaEventType is the event type of a delta of avro kind k
+// (avro.DeltaSale gives "inventory.delta.sale").
+func DeltaEventType(k string) string { return "inventory.delta." + strings.ToLower(k) }
+
+// MovementEventType is the event type of a movement of avro status s
+// (avro.MovementApplied gives "inventory.movement.applied").
+func MovementEventType(s string) string { return "inventory.movement." + strings.ToLower(s) }
+
+// Record returns the record that carries v on topic. v is a pointer to one
+// of the contract types of schemas/avro; its key is what orders it (the
+// order id for order events, the SKU for deltas and movements, the delivery
+// id for receipts). correlationID is used when v carries none of its own.
+// An error means v cannot be encoded, which retrying will not change.
+func Record(topic string, v any, correlationID string) (*kgo.Record, error) {
+	var (
+		key, eventType, provider string
+		receivedAt               int64
+	)
+	switch c := v.(type) {
+	case *avro.WebhookReceipt:
+		key, eventType, provider, receivedAt = c.DeliveryID, WebhookReceipt, c.Provider, c.ReceivedAt.UnixMilli()
+	case *avro.OrderEvent:
+		key, eventType, provider, receivedAt = c.OrderID, OrderEventType(c.Type), c.Provider, c.ReceivedAt.UnixMilli()
+		correlationID = or(c.CorrelationID, correlationID)
+	case *avro.InventoryDelta:
+		key, eventType = c.SKU, DeltaEventType(c.Kind)
+		correlationID = or(c.CorrelationID, correlationID)
+	case *avro.InventoryMovement:
+		key, eventType = c.SKU, MovementEventType(c.Status)
+		correlationID = or(c.CorrelationID, correlationID)
+	default:
+		return nil, fmt.Errorf("envelope: %T is not a shopstream contract", v)
+	}
+	value, err := avro.Default().Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	fp, err := avro.Fingerprint(value)
+	if err != nil {
+		return nil, err
+	}
+	headers := []kgo.RecordHeader{
+		{Key: HeaderEventType, Value: []byte(eventType)},
+		{Key: HeaderSchemaFP, Value: []byte(fmt.Sprintf("%016x", fp))},
+		{Key: HeaderCorrelationID, Value: []byte(correlationID)},
+	}
+	if provider != "" {
+		headers = append(headers,
+			kgo.RecordHeader{Key: HeaderProvider, Value: []byte(provider)},
+			kgo.RecordHeader{Key: HeaderReceivedAt, Value: []byte(strconv.FormatInt(receivedAt, 10))})
+	}
+	return &kgo.Record{Topic: topic, Key: []byte(key), Value: value, Headers: headers}, nil
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,122 @@
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/shopstream/shopstream/internal/conf"
+	"github.com/shopstream/shopstream/internal/stream"
+	"github.com/shopstream/shopstream/topology"
+)
+
+// ServerConfig is where ClickHouse is and how the schema is deployed; the
+// sink, migrate and the demo share it.
+type ServerConfig struct {
+	// Addr is the native-protocol address (never HTTP: 18.16 and current
+	// releases agree on it). Default 127.0.0.1:9000.
+	Addr string
+	// Schema is the database and the deployment shape.
+	Schema SchemaConfig
+}
+
+// RegisterFlags registers -clickhouse, -clickhouse-db and -clickhouse-cluster.
+func (c *ServerConfig) RegisterFlags(fs *conf.FlagSet) {
+	fs.String(&c.Addr, "clickhouse", "127.0.0.1:9000", "ClickHouse native-protocol address", "SHOPSTREAM_CLICKHOUSE_ADDR")
+	fs.String(&c.Schema.DB, "clickhouse-db", DefaultDB, "ClickHouse database", "SHOPSTREAM_CLICKHOUSE_DB")
+	fs.String(&c.Schema.Cluster, "clickhouse-cluster", "", "ClickHouse cluster for ON CLUSTER and replicated tables; empty for one server",
+		"SHOPSTREAM_CLICKHOUSE_CLUSTER")
+}
+
+// Open connects once and checks that the server answers.
+func (c ServerConfig) Open(ctx context.Context) (driver.Conn, error) {
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Addr:        []string{c.Addr},
+		DialTimeout: 5 * time.Second,
+		ReadTimeout: 60 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse at %s: %w", c.Addr, err)
+	}
+	if err := conn.Ping(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("clickhouse at %s: %w", c.Addr, err)
+	}
+	return conn, nil
+}
+
+// Connect opens a connection, trying again with backoff until it succeeds
+// or ctx is done (then it returns ctx's error). A sink whose ClickHouse is
+// late or restarting waits for it: its topics hold what it has not written,
+// and the stages beside it in the same process go on.
+func (c ServerConfig) Connect(ctx context.Context, b stream.Backoff, log *slog.Logger) (driver.Conn, error) {
+	for attempt := 1; ; attempt++ {
+		conn, err := c.Open(ctx)
+		if err == nil {
+			return conn, nil
+		}
+		log.Warn("clickhouse not reachable; retrying", "addr", c.Addr, "attempt", attempt, "err", err)
+		if !b.Sleep(ctx, attempt) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Config is the sink stage's configuration.
+type Config struct {
+	Server ServerConfig
+	// Stream is the batch loop: its client and group. Its inputs are the
+	// topics routes.go names. Required.
+	Stream stream.BatchConfig
+	// Topics names the topics routed to tables. Required.
+	Topics topology.Names
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// RegisterFlags registers the stage's own settings.
+func (c *Config) RegisterFlags(fs *conf.FlagSet) {
+	c.Server.RegisterFlags(fs)
+	fs.Int(&c.Stream.MaxRecords, "sink-max-records", stream.DefaultBatchMaxRecords, "records in one INSERT batch of the sink",
+		"SHOPSTREAM_SINK_MAX_RECORDS")
+}
+
+// Validate reports what is missing or cannot work.
+func (c *Config) Validate() error {
+	if c.Server.Addr == "" || c.Topics == (topology.Names{}) {
+		return errors.New("clickhouse: Server.Addr and Topics are required")
+	}
+	if c.Stream.MaxRecords < 0 {
+		return errors.New("clickhouse: the batch size cannot be negative")
+	}
+	return nil
+}
+
+// Run connects (with backoff) and runs the sink until ctx is done.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	conn, err := cfg.Server.Connect(ctx, cfg.Stream.Backoff, cfg.Logger)
+	if err != nil {
+		return nil
+	}
+	defer conn.Close()
+	r := routes(cfg.Topics)
+	cfg.Stream.Inputs = nil
+	for topic := range r {
+		cfg.Stream.Inputs = append(cfg.Stream.Inputs, topic)
+	}
+	slices.Sort(cfg.Stream.Inputs)
+	cfg.Server.Schema.setDefaults()
+	return stream.Batch(ctx, cfg.Stream, NewSink(conn, cfg.Server.Schema.DB, r))
+}

@@ -1,0 +1,66 @@
+package clickhouse
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopstream/shopstream/topology"
+)
+
+// createColumns returns the columns of table as its migration creates them,
+// less those with a DEFAULT, which an INSERT leaves to the server.
+func createColumns(t *testing.T, table string) []string {
+	t.Helper()
+	ms, err := Migrations(SchemaConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := regexp.MustCompile(`(?s)CREATE TABLE IF NOT EXISTS \S+\.` + table + `\s.*?\((.*)\)\s*ENGINE`)
+	for _, m := range ms {
+		for _, stmt := range m.Statements {
+			found := create.FindStringSubmatch(stmt)
+			if found == nil {
+				continue
+			}
+			var cols []string
+			for _, line := range strings.Split(found[1], "\n") {
+				f := strings.Fields(strings.TrimSuffix(strings.TrimSpace(line), ","))
+				if len(f) >= 2 && !slices.Contains(f, "DEFAULT") {
+					cols = append(cols, f[0])
+				}
+			}
+			return cols
+		}
+	}
+	t.Fatalf("no migration creates %s", table)
+	return nil
+}
+
+// Every routed table names exactly the columns its migration creates, in
+// any order, so an INSERT can neither miss a column nor name one that is
+// not there.
+func TestEveryTableMatchesItsMigration(t *testing.T) {
+	for topic, table := range routes(topology.NamesFor("")) {
+		want := createColumns(t, table.Name())
+		got := slices.Clone(table.Columns())
+		slices.Sort(want)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s (from %s): columns %v, migration %v", table.Name(), topic, got, want)
+		}
+	}
+}
+
+// A record of a topic that routes nowhere is rejected, not dropped.
+func TestUnroutedTopicIsRejected(t *testing.T) {
+	s := NewSink(nil, "db", routes(topology.NamesFor("")))
+	rec := &kgo.Record{Topic: "elsewhere", Value: []byte("x")}
+	rejected, err := s.HandleBatch(t.Context(), []*kgo.Record{rec})
+	if err != nil || len(rejected) != 1 || rejected[0].Record != rec {
+		t.Fatalf("rejected %v, err %v", rejected, err)
+	}
+}
