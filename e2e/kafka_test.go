@@ -85,13 +85,8 @@ func (k *privateKafka) crash() {
 func TestBrokerCrashMidBurstLosesNothing(t *testing.T) {
 	k := startPrivateKafka(t)
 	p := newPipelineOn(t, services{brokers: []string{k.addr}})
-	p.shopstream("stock", "adjust", "-sku", "B", "-qty", "1000", "-id", "seed-B")
-	p.start()
 	const n = 120
-	deliveries := paidOrders("B", n)
-	for _, d := range deliveries[:n/3] {
-		p.mustSend(d, 200, "accepted")
-	}
+	deliveries := p.burstBeforeCrash("B", n)
 	k.crash()
 	// While the broker is gone nothing may be acknowledged.
 	var mu sync.Mutex

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -233,6 +234,20 @@ func paidOrders(sku string, n int) []delivery {
 		out[i] = delivery{id: fmt.Sprintf("msg_%s_%d", name, i), body: order(fmt.Sprintf("%s-%d", name, i), "order.paid", now, line{sku, 1})}
 	}
 	return out
+}
+
+// burstBeforeCrash seeds sku with 1000 units, starts the pipeline and gets
+// the first third of n paid orders of sku accepted: the state a crash test
+// breaks. It returns all n deliveries.
+func (p *pipeline) burstBeforeCrash(sku string, n int) []delivery {
+	p.t.Helper()
+	p.shopstream("stock", "adjust", "-sku", sku, "-qty", "1000", "-id", "seed-"+sku)
+	p.start()
+	deliveries := paidOrders(sku, n)
+	for _, d := range deliveries[:n/3] {
+		p.mustSend(d, 200, "accepted")
+	}
+	return deliveries
 }
 
 // retryUntilAccepted resends each delivery, as a provider does, until every
@@ -517,4 +532,32 @@ func TestSIGKILLMidBurstLosesNothing(t *testing.T) {
 	if err != nil || len(ledger) != n+1 {
 		t.Fatalf("ledger has %d entries (%v), want %d", len(ledger), err, n+1)
 	}
+}
+
+// A sink whose ClickHouse is gone waits for it; the webhook receiver in the
+// same process goes on taking deliveries, and once ClickHouse is reachable
+// again what was accepted lands.
+func TestClickHouseMissingDoesNotStopIngest(t *testing.T) {
+	p := newPipeline(t)
+	p.shopstream("stock", "adjust", "-sku", "H", "-qty", "10", "-id", "seed-H")
+	real := slices.Clone(p.env)
+	p.env = append(p.env, "SHOPSTREAM_CLICKHOUSE_ADDR=127.0.0.1:1")
+	p.start()
+	d := delivery{id: "msg_noch", body: order("noch-1", "order.paid", time.Now(), line{"H", 1})}
+	p.mustSend(d, 200, "accepted")
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if !strings.Contains(p.output(), "clickhouse not reachable; retrying") {
+			return fmt.Errorf("the sink has not said it is waiting for ClickHouse")
+		}
+		return nil
+	})
+	select {
+	case <-p.exited:
+		t.Fatalf("shopstream run ended without ClickHouse:\n%s", p.output())
+	default:
+	}
+	p.stop()
+	p.env = real
+	p.start()
+	p.settle(2)
 }

@@ -69,13 +69,8 @@ func TestRedisCrashMidBurstLosesNothing(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: r.addr})
 	t.Cleanup(func() { rdb.Close() })
 	p := newPipelineOn(t, services{rdb: rdb, redisAddr: r.addr})
-	p.shopstream("stock", "adjust", "-sku", "R", "-qty", "1000", "-id", "seed-R")
-	p.start()
 	const n = 150
-	deliveries := paidOrders("R", n)
-	for _, d := range deliveries[:n/3] {
-		p.mustSend(d, 200, "accepted")
-	}
+	deliveries := p.burstBeforeCrash("R", n)
 	r.crash()
 	// Without Redis, ingest still takes deliveries: Kafka holds them.
 	for _, d := range deliveries[n/3 : 2*n/3] {

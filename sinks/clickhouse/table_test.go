@@ -1,13 +1,19 @@
 package clickhouse
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/shopstream/shopstream/internal/stream"
 	"github.com/shopstream/shopstream/topology"
 )
 
@@ -62,5 +68,22 @@ func TestUnroutedTopicIsRejected(t *testing.T) {
 	rejected, err := s.HandleBatch(t.Context(), []*kgo.Record{rec})
 	if err != nil || len(rejected) != 1 || rejected[0].Record != rec {
 		t.Fatalf("rejected %v, err %v", rejected, err)
+	}
+}
+
+// A ClickHouse that does not answer is tried again, with backoff, until the
+// stage is stopped: the sink waits rather than fails, so it never takes the
+// stages beside it down.
+func TestConnectRetriesUntilStopped(t *testing.T) {
+	var logs bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	conn, err := ServerConfig{Addr: "127.0.0.1:1"}.Connect(ctx, stream.Backoff{Min: 10 * time.Millisecond, Max: 20 * time.Millisecond},
+		slog.New(slog.NewTextHandler(&logs, nil)))
+	if conn != nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("conn %v, err %v; want none and the context's error", conn, err)
+	}
+	if n := strings.Count(logs.String(), "clickhouse not reachable; retrying"); n < 3 {
+		t.Fatalf("%d attempts logged, want several:\n%s", n, logs.String())
 	}
 }
