@@ -165,7 +165,7 @@ func usage(w io.Writer, cmds []*command) {
 		if def == "" {
 			def = "-"
 		}
-		fmt.Fprintf(w, "  %-36s %-16s %s\n", v.name, def, v.usage)
+		fmt.Fprintf(w, "  %-38s %-16s %s\n", v.name, def, v.usage)
 	}
 }
 

@@ -3,6 +3,8 @@ package app
 import (
 	"bytes"
 	"context"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -148,5 +150,36 @@ func TestHelp(t *testing.T) {
 	out, err = run([]string{"ingest", "-h"}, nil)
 	if err != nil || !strings.Contains(out, "SHOPSTREAM_LISTEN") || strings.Contains(out, "SHOPSTREAM_CLICKHOUSE_ADDR") {
 		t.Fatalf("ingest -h: %v\n%s", err, out)
+	}
+}
+
+// The README's configuration table lists every variable the binary reads,
+// with the default the code uses, and nothing else.
+func TestReadmeListsEveryVariableWithItsDefault(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\| `(SHOPSTREAM_[A-Z_]+)` \\| ([^|]+) \\|")
+	documented := map[string]string{}
+	for _, m := range row.FindAllStringSubmatch(string(readme), -1) {
+		documented[m[1]] = strings.Trim(strings.TrimSpace(m[2]), "`")
+	}
+	for _, v := range variables() {
+		doc, ok := documented[v.name]
+		delete(documented, v.name)
+		switch want := v.def; {
+		case !ok:
+			t.Errorf("README does not list %s", v.name)
+		case v.name == "SHOPSTREAM_INSTANCE":
+			if doc != "hostname" {
+				t.Errorf("README: %s defaults to %q, the code to the hostname", v.name, doc)
+			}
+		case want == "" && doc != "empty", want != "" && doc != want:
+			t.Errorf("README: %s defaults to %q, the code to %q", v.name, doc, want)
+		}
+	}
+	for name := range documented {
+		t.Errorf("README lists %s, which the binary does not read", name)
 	}
 }

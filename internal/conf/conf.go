@@ -25,8 +25,9 @@ import (
 
 // FlagSet is a flag.FlagSet whose flags may default to environment variables.
 type FlagSet struct {
-	fs  *flag.FlagSet
-	env map[string][]string // flag name -> variables, in order of precedence
+	fs    *flag.FlagSet
+	env   map[string][]string // flag name -> variables, in order of precedence
+	usage map[string]string   // flag name -> usage, without the variables
 }
 
 // New returns an empty FlagSet for the command name. Parse errors are
@@ -34,12 +35,13 @@ type FlagSet struct {
 func New(name string) *FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	return &FlagSet{fs: fs, env: map[string][]string{}}
+	return &FlagSet{fs: fs, env: map[string][]string{}, usage: map[string]string{}}
 }
 
 // Var defines a flag whose value, unless the flag is given, comes from the
 // first of envs that is set, else from value's own default.
 func (f *FlagSet) Var(value flag.Value, name, usage string, envs ...string) {
+	f.usage[name] = usage
 	if len(envs) > 0 {
 		usage += " (" + strings.Join(envs, " or ") + ")"
 	}
@@ -128,7 +130,11 @@ type Setting struct {
 func (f *FlagSet) Settings() []Setting {
 	var out []Setting
 	f.fs.VisitAll(func(fl *flag.Flag) {
-		out = append(out, Setting{Flag: fl.Name, Default: fl.DefValue, Usage: fl.Usage, Env: f.env[fl.Name]})
+		usage, ok := f.usage[fl.Name]
+		if !ok {
+			usage = fl.Usage
+		}
+		out = append(out, Setting{Flag: fl.Name, Default: fl.DefValue, Usage: usage, Env: f.env[fl.Name]})
 	})
 	return out
 }
