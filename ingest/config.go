@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/ingest/providers"
 	"github.com/shopstream/shopstream/internal/conf"
@@ -17,10 +16,12 @@ import (
 	"github.com/shopstream/shopstream/topology"
 )
 
-// Defaults of Config.
+// Defaults of Config and HandlerConfig.
 const (
 	DefaultListen       = "127.0.0.1:8080"
 	DefaultMaxBodyBytes = 1 << 20
+	// DefaultProduceTimeout is under the 15s or more that providers wait.
+	DefaultProduceTimeout = 10 * time.Second
 )
 
 // Config is the ingest stage's configuration: its own settings (flags),
@@ -53,10 +54,19 @@ func (c *Config) RegisterFlags(fs *conf.FlagSet) {
 	c.Providers.RegisterFlags(fs)
 }
 
+func (c *Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+}
+
 // Validate reports what is missing or cannot work, before anything starts.
 func (c *Config) Validate() error {
-	if c.Listen == "" || c.MaxBodyBytes <= 0 {
-		return errors.New("ingest: a listen address and a positive body limit are required")
+	if c.MaxBodyBytes < 0 {
+		return errors.New("ingest: the body limit cannot be negative")
 	}
 	if c.Topics == (topology.Names{}) {
 		return errors.New("ingest: Topics are required")
@@ -65,24 +75,24 @@ func (c *Config) Validate() error {
 	return err
 }
 
-// produceTimeout bounds the wait for Kafka's acknowledgement; it is the
-// handler's default, under the 15s or more that providers wait.
-const produceTimeout = 10 * time.Second
-
 // Run serves webhooks until ctx is done, then stops accepting and lets the
 // requests in flight get Kafka's answer before the producer closes.
 func Run(ctx context.Context, cfg Config) error {
+	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	enabled, _ := cfg.Providers.Enabled()
-	prod, err := kgo.NewClient(append(cfg.Kafka.Options(), stream.ProducerOptions(produceTimeout)...)...)
+	prod, err := cfg.Kafka.Producer(DefaultProduceTimeout)
 	if err != nil {
 		return err
 	}
 	defer prod.Close()
-	hc := HandlerConfig{Providers: enabled, Producer: prod, Topics: cfg.Topics, MaxBodyBytes: cfg.MaxBodyBytes,
-		ProduceTimeout: produceTimeout, Logger: cfg.Kafka.Logger}
+	log := cfg.Kafka.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	hc := HandlerConfig{Providers: enabled, Producer: prod, Topics: cfg.Topics, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log}
 	if cfg.Redis != nil {
 		hc.Dedup = NewRedisDedup(cfg.Redis, cfg.Prefix)
 	}
@@ -94,11 +104,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
-	log := hc.Logger
-	if log == nil {
-		log = slog.Default()
-	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	log.Info("ingest listening", "addr", ln.Addr().String())
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr().String())
@@ -110,7 +117,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), produceTimeout+5*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), DefaultProduceTimeout+5*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
 }

@@ -4,8 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/shopstream/shopstream/ingest/providers"
 	"github.com/shopstream/shopstream/internal/stream"
 	"github.com/shopstream/shopstream/internal/testenv"
@@ -15,7 +13,7 @@ import (
 
 func realServer(t *testing.T, brokers []string, names topology.Names, dedup Deduper, timeout time.Duration) string {
 	t.Helper()
-	cl, err := kgo.NewClient(append(stream.ClientConfig{Brokers: brokers}.Options(), stream.ProducerOptions(timeout)...)...)
+	cl, err := stream.ClientConfig{Brokers: brokers}.Producer(timeout)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,10 +75,10 @@ func (c *HandlerConfig) setDefaults() error {
 		c.Topics = topology.NamesFor("")
 	}
 	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = 1 << 20
+		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if c.ProduceTimeout == 0 {
-		c.ProduceTimeout = 10 * time.Second
+		c.ProduceTimeout = DefaultProduceTimeout
 	}
 	if c.RetryAfter == 0 {
 		c.RetryAfter = 5 * time.Second

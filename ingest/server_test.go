@@ -310,3 +310,18 @@ func TestNoAcknowledgementIs503InTimeAndALateOneCompletesTheClaim(t *testing.T) 
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// The stage's documented defaults are the ones it runs with when nothing
+// is set.
+func TestConfigDefaults(t *testing.T) {
+	var c Config
+	c.setDefaults()
+	if c.Listen != "127.0.0.1:8080" || c.MaxBodyBytes != 1<<20 {
+		t.Fatalf("defaults %+v differ from the documented 127.0.0.1:8080 and 1 MiB", c)
+	}
+	var h HandlerConfig
+	h.Providers, h.Producer = []providers.Provider{nil}, nopProducer{}
+	if err := h.setDefaults(); err != nil || h.MaxBodyBytes != 1<<20 || h.ProduceTimeout != 10*time.Second || h.RetryAfter != 5*time.Second {
+		t.Fatalf("handler defaults %+v (%v) differ from the documented 1 MiB, 10s and 5s", h, err)
+	}
+}

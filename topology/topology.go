@@ -159,16 +159,6 @@ var _ Admin = (*kadm.Client)(nil)
 // Plan compares the cluster with topics and returns the steps that bring it
 // there; none when it is there already.
 func Plan(ctx context.Context, adm Admin, topics []Topic) ([]Action, error) {
-	brokers, err := adm.ListBrokers(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("topology: list brokers: %w", err)
-	}
-	for _, t := range topics {
-		if int(t.ReplicationFactor) > len(brokers) {
-			return nil, fmt.Errorf("topology: replication factor %d needs %d brokers and the cluster has %d; "+
-				"set SHOPSTREAM_REPLICATION (or -replication) to at most %d", t.ReplicationFactor, t.ReplicationFactor, len(brokers), len(brokers))
-		}
-	}
 	names := make([]string, len(topics))
 	for i, t := range topics {
 		names[i] = t.Name
@@ -178,10 +168,16 @@ func Plan(ctx context.Context, adm Admin, topics []Topic) ([]Action, error) {
 		return nil, fmt.Errorf("topology: list topics: %w", err)
 	}
 	var existing []string
+	var missing []Topic
 	for _, t := range topics {
 		if d, ok := details[t.Name]; ok && d.Err == nil {
 			existing = append(existing, t.Name)
+		} else {
+			missing = append(missing, t)
 		}
+	}
+	if err := checkReplicas(ctx, adm, missing); err != nil {
+		return nil, err
 	}
 	current := map[string]map[string]string{}
 	if len(existing) > 0 {
@@ -235,6 +231,27 @@ func Plan(ctx context.Context, adm Admin, topics []Topic) ([]Action, error) {
 		}
 	}
 	return plan, nil
+}
+
+// checkReplicas refuses to plan topics that the cluster has too few brokers
+// to replicate, with what to set, instead of letting the broker refuse each.
+// Only topics to be created are checked, so a plan during a broker's
+// restart that has nothing to create still answers.
+func checkReplicas(ctx context.Context, adm Admin, create []Topic) error {
+	if len(create) == 0 {
+		return nil
+	}
+	brokers, err := adm.ListBrokers(ctx)
+	if err != nil {
+		return fmt.Errorf("topology: list brokers: %w", err)
+	}
+	for _, t := range create {
+		if int(t.ReplicationFactor) > len(brokers) {
+			return fmt.Errorf("topology: replication factor %d needs %d brokers and the cluster has %d; "+
+				"set SHOPSTREAM_REPLICATION (or -replication) to at most %d", t.ReplicationFactor, t.ReplicationFactor, len(brokers), len(brokers))
+		}
+	}
+	return nil
 }
 
 // Apply carries out plan, skipping Drift, and stops at the first failure.

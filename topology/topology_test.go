@@ -76,4 +76,17 @@ func TestPlanRefusesMoreReplicasThanBrokers(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "SHOPSTREAM_REPLICATION") {
 		t.Fatalf("err %v; the default replication of %d on one broker must be refused", err, topology.DefaultReplicationFactor)
 	}
+	// Topics that exist are not created again, so a plan with nothing to
+	// create answers whatever the replication asked for.
+	prefix := testenv.Namespace(t)
+	testenv.Topics(t, prefix)
+	plan, err := topology.Plan(context.Background(), adm, topology.Topics(topology.Options{Prefix: prefix, Partitions: 3}))
+	if err != nil {
+		t.Fatalf("plan over existing topics: %v", err)
+	}
+	for _, a := range plan {
+		if a.Kind == topology.Create {
+			t.Fatalf("plans to create an existing topic: %v", a)
+		}
+	}
 }

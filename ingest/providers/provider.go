@@ -2,7 +2,7 @@
 // deliveries (verified before anything else is done with a body) and how
 // its payloads map to shopstream's canonical order events. To add a
 // provider, add a file with a type that implements Provider and an init
-// function that registers its Spec (registry.go), with its test vectors from
+// function that registers its spec (registry.go), with its test vectors from
 // the provider's own documentation and a fuzz target beside it. It is then
 // served at /webhooks/<name> once SHOPSTREAM_<NAME>_SECRET is set.
 package providers

@@ -10,38 +10,38 @@ import (
 	"github.com/shopstream/shopstream/internal/conf"
 )
 
-// Spec is how the registry knows a provider: its name (its path segment,
+// spec is how the registry knows a provider: its name (its path segment,
 // /webhooks/<name>, and its settings' names) and how to build it from
-// Settings. Each provider's file registers its Spec in an init function, so
+// settings. Each provider's file registers its spec in an init function, so
 // a new provider is one file.
-type Spec struct {
+type spec struct {
 	Name string
 	// LegacySecret is an older name of the secret setting, still read: a
 	// flag name whose variable is SHOPSTREAM_<LEGACY>, upper case with
 	// underscores. Optional.
 	LegacySecret string
-	New          func(Settings) (Provider, error)
+	New          func(settings) (Provider, error)
 }
 
-// Settings are what a provider is built from.
-type Settings struct {
+// settings are what a provider is built from.
+type settings struct {
 	// Secrets accepted, more than one during a rotation.
 	Secrets []string
 	// Tolerance of the signed timestamp, both ways.
 	Tolerance time.Duration
 }
 
-var specs = map[string]Spec{}
+var specs = map[string]spec{}
 
-func register(s Spec) {
+func register(s spec) {
 	if _, dup := specs[s.Name]; dup {
 		panic("providers: " + s.Name + " registered twice")
 	}
 	specs[s.Name] = s
 }
 
-// Names returns the registered providers' names, sorted.
-func Names() []string {
+// names returns the registered providers' names, sorted.
+func names() []string {
 	out := make([]string, 0, len(specs))
 	for n := range specs {
 		out = append(out, n)
@@ -63,14 +63,22 @@ type Config struct {
 	Tolerance time.Duration
 }
 
-// RegisterFlags registers -<name>-secret for every provider, from
-// SHOPSTREAM_<NAME>_SECRET (comma-separated during a rotation), and
+// RegisterFlags registers the secrets (RegisterSecretFlags) and
 // -signature-tolerance.
 func (c *Config) RegisterFlags(fs *conf.FlagSet) {
+	c.RegisterSecretFlags(fs)
+	fs.Duration(&c.Tolerance, "signature-tolerance", DefaultTolerance, "accepted age of a signed webhook timestamp",
+		"SHOPSTREAM_SIGNATURE_TOLERANCE")
+}
+
+// RegisterSecretFlags registers -<name>-secret for every provider, from
+// SHOPSTREAM_<NAME>_SECRET (comma-separated during a rotation): what a
+// sender needs to sign as the receiver expects.
+func (c *Config) RegisterSecretFlags(fs *conf.FlagSet) {
 	if c.Secrets == nil {
 		c.Secrets = map[string][]string{}
 	}
-	for _, name := range Names() {
+	for _, name := range names() {
 		s := specs[name]
 		flag := name + "-secret"
 		envs := []string{envName(flag)}
@@ -82,8 +90,6 @@ func (c *Config) RegisterFlags(fs *conf.FlagSet) {
 			fs.Alias(s.LegacySecret, flag)
 		}
 	}
-	fs.Duration(&c.Tolerance, "signature-tolerance", DefaultTolerance, "accepted age of a signed webhook timestamp",
-		"SHOPSTREAM_SIGNATURE_TOLERANCE")
 }
 
 func envName(flag string) string {
@@ -97,11 +103,11 @@ func (c Config) Enabled() ([]Provider, error) {
 		c.Tolerance = DefaultTolerance
 	}
 	var out []Provider
-	for _, name := range Names() {
+	for _, name := range names() {
 		if len(c.Secrets[name]) == 0 {
 			continue
 		}
-		p, err := specs[name].New(Settings{Secrets: c.Secrets[name], Tolerance: c.Tolerance})
+		p, err := specs[name].New(settings{Secrets: c.Secrets[name], Tolerance: c.Tolerance})
 		if err != nil {
 			return nil, err
 		}
@@ -109,8 +115,11 @@ func (c Config) Enabled() ([]Provider, error) {
 	}
 	if len(out) == 0 {
 		var vars []string
-		for _, name := range Names() {
+		for _, name := range names() {
 			vars = append(vars, envName(name+"-secret"))
+			if l := specs[name].LegacySecret; l != "" {
+				vars = append(vars, envName(l))
+			}
 		}
 		return nil, errors.New("no webhook secret: set " + strings.Join(vars, " or ") + " to serve that provider")
 	}

@@ -36,7 +36,7 @@ type StandardWebhooksConfig struct {
 }
 
 func init() {
-	register(Spec{Name: "standardwebhooks", LegacySecret: "webhook-secret", New: func(s Settings) (Provider, error) {
+	register(spec{Name: "standardwebhooks", LegacySecret: "webhook-secret", New: func(s settings) (Provider, error) {
 		return NewStandardWebhooks(StandardWebhooksConfig{Secrets: s.Secrets, Tolerance: s.Tolerance})
 	}})
 }

@@ -121,10 +121,15 @@ func (cmd *command) flagSet() (*settings, *conf.FlagSet, []*stage, *string) {
 	var metricsListen string
 	if cmd.stages != nil {
 		stages = (&pipeline{}).selected(cmd.stages)
+		metrics := false
 		for _, st := range stages {
 			st.flags(fs)
+			metrics = metrics || st.transactional
 		}
-		fs.String(&metricsListen, "metrics-listen", "", "address that serves Prometheus /metrics; empty: none", "SHOPSTREAM_METRICS_LISTEN")
+		if metrics {
+			fs.String(&metricsListen, "metrics-listen", "", "address that serves Prometheus /metrics of the transactional stages; empty: none",
+				"SHOPSTREAM_METRICS_LISTEN")
+		}
 	}
 	if cmd.flags != nil {
 		cmd.flags(fs)

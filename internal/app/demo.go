@@ -47,9 +47,13 @@ func (o *operator) demo(ctx context.Context, base *settings, _ []string, out io.
 	defer rdb.Close()
 
 	pctx, stop := context.WithCancel(ctx)
-	stopped := make(chan error, 1)
-	go func() { stopped <- runStages(pctx, &s, p.stages()) }()
-	defer func() { stop(); <-stopped }()
+	stopped := make(chan error, 1) // the demo reads it at most once
+	done := make(chan struct{})    // closed once the stages have returned
+	go func() {
+		stopped <- runStages(pctx, &s, p.stages())
+		close(done)
+	}()
+	defer func() { stop(); <-done }()
 	var addr string
 	select {
 	case addr = <-ready:

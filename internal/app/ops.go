@@ -13,7 +13,6 @@ import (
 	"github.com/shopstream/shopstream/internal/conf"
 	"github.com/shopstream/shopstream/internal/demo"
 	"github.com/shopstream/shopstream/internal/loadgen"
-	"github.com/shopstream/shopstream/internal/stream"
 	"github.com/shopstream/shopstream/schemas/avro"
 	"github.com/shopstream/shopstream/schemas/envelope"
 	chsink "github.com/shopstream/shopstream/sinks/clickhouse"
@@ -129,7 +128,7 @@ func (o *operator) adjust(ctx context.Context, s *settings, _ []string, _ io.Wri
 }
 
 func produceDeltas(ctx context.Context, s *settings, deltas ...avro.InventoryDelta) error {
-	cl, err := kgo.NewClient(append(s.kafka().Options(), stream.ProducerOptions(10*time.Second)...)...)
+	cl, err := s.kafka().Producer(10 * time.Second)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -48,10 +49,10 @@ func (s *settings) setup(stderr io.Writer) error {
 	if err := level.UnmarshalText([]byte(s.logLevel)); err != nil {
 		return fmt.Errorf("log level %q: %w", s.logLevel, err)
 	}
-	if s.instance == "" {
-		return fmt.Errorf("no instance name: set SHOPSTREAM_INSTANCE")
-	}
 	s.log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// Libraries that log through the standard logger (net/http's server
+	// among them) then log as JSON, filtered by level, like the rest.
+	slog.SetDefault(s.log)
 	s.registry = prometheus.NewRegistry()
 	records := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "shopstream", Name: "records_total",
 		Help: "Records handled by the transactional stages, by topic and outcome (ok, transient, permanent)."}, []string{"topic", "outcome"})
@@ -72,13 +73,18 @@ func (s *settings) topics() topology.Names { return topology.NamesFor(s.prefix) 
 
 func (s *settings) group(stage string) string { return s.prefix + "shopstream-" + stage }
 
-// transform fills the loop of a transactional stage: its group, input, a
-// transactional id that a restarted instance reuses to fence its own
+// transform fills the loop of a transactional stage: its group, input and
+// DLQ, a transactional id that a restarted instance reuses to fence its own
 // unfinished transaction, and the middleware every such stage runs under.
-func (s *settings) transform(c *stream.TransformConfig, stage, input string) {
+func (s *settings) transform(c *stream.TransformConfig, stage, input string) error {
+	if s.instance == "" {
+		return errors.New("no instance name, which the transactional ids need: set SHOPSTREAM_INSTANCE")
+	}
 	c.Client = s.kafka()
 	c.Group = s.group(stage)
 	c.Input = input
+	c.DLQ = topology.DLQ(input)
 	c.TransactionalID = c.Group + "-" + s.instance
-	c.Middleware = middleware.Stack(topology.DLQ(input), s.log, s.metrics, middleware.RetryConfig{})
+	c.Middleware = middleware.Stack(s.log, s.metrics, middleware.RetryConfig{})
+	return nil
 }

@@ -27,6 +27,9 @@ type stage struct {
 	// validates it; every stage of a command is prepared before any starts.
 	prepare func(*settings, *redis.Client) error
 	run     func(context.Context) error
+	// transactional stages run the middleware stack, whose metrics
+	// -metrics-listen serves.
+	transactional bool
 }
 
 // pipeline holds every stage's Config.
@@ -49,16 +52,20 @@ func (p *pipeline) stages() []*stage {
 				return in.Validate()
 			},
 			run: func(ctx context.Context) error { return ingest.Run(ctx, *in) }},
-		{name: "orders", flags: ord.RegisterFlags,
+		{name: "orders", flags: ord.RegisterFlags, transactional: true,
 			prepare: func(s *settings, rdb *redis.Client) error {
-				s.transform(&ord.Stream, "orders", s.topics().Orders)
+				if err := s.transform(&ord.Stream, "orders", s.topics().Orders); err != nil {
+					return err
+				}
 				ord.Deltas, ord.Redis, ord.Prefix = s.topics().Deltas, rdb, s.prefix
 				return ord.Validate()
 			},
 			run: func(ctx context.Context) error { return orders.Run(ctx, *ord) }},
-		{name: "inventory", flags: inv.RegisterFlags,
+		{name: "inventory", flags: inv.RegisterFlags, transactional: true,
 			prepare: func(s *settings, rdb *redis.Client) error {
-				s.transform(&inv.Stream, "inventory", s.topics().Deltas)
+				if err := s.transform(&inv.Stream, "inventory", s.topics().Deltas); err != nil {
+					return err
+				}
 				inv.Movements, inv.Redis, inv.Stock = s.topics().Movements, rdb, stock.StoreConfig{Prefix: s.prefix}
 				return inv.Validate()
 			},
@@ -86,13 +93,14 @@ func (p *pipeline) selected(names []string) []*stage {
 // runStages prepares every stage, then runs them side by side until ctx is
 // done or one fails, which stops the others. A stage that waits for its own
 // service (the sink for ClickHouse) does so inside its Run, so it holds no
-// other stage back.
+// other stage back. Each stage has a Redis client of its own, so one
+// stage's load does not make another wait for a pooled connection.
 func runStages(ctx context.Context, s *settings, stages []*stage) error {
-	rdb := s.redis()
-	defer rdb.Close()
 	for _, st := range stages {
+		rdb := s.redis()
+		defer rdb.Close()
 		if err := st.prepare(s, rdb); err != nil {
-			return fmt.Errorf("%s: %w", st.name, err)
+			return err
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)

@@ -39,7 +39,7 @@ func New(name string) *FlagSet {
 }
 
 // Var defines a flag whose value, unless the flag is given, comes from the
-// first of envs that is set, else from value's own default.
+// first of envs that is set and not empty, else from value's own default.
 func (f *FlagSet) Var(value flag.Value, name, usage string, envs ...string) {
 	f.usage[name] = usage
 	if len(envs) > 0 {
@@ -99,15 +99,13 @@ func (f *FlagSet) Parse(args []string, getenv func(string) (string, bool)) ([]st
 	}
 	var errs []error
 	f.fs.VisitAll(func(fl *flag.Flag) {
-		for _, e := range f.env[fl.Name] {
-			v, ok := getenv(e)
-			if !ok {
-				continue
-			}
-			if err := fl.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Errorf("environment variable %s=%q: %w", e, v, err))
-			}
+		name, v, ok := lookup(f.env[fl.Name], getenv)
+		if !ok {
 			return
+		}
+		// The value is not quoted: a setting may be a secret.
+		if err := fl.Value.Set(v); err != nil {
+			errs = append(errs, fmt.Errorf("environment variable %s: %w", name, err))
 		}
 	})
 	if err := errors.Join(errs...); err != nil {
@@ -117,6 +115,18 @@ func (f *FlagSet) Parse(args []string, getenv func(string) (string, bool)) ([]st
 		return nil, err
 	}
 	return f.fs.Args(), nil
+}
+
+// lookup returns the first of envs that is set and not empty. An empty
+// variable counts as unset, as Compose's ${VAR:-} leaves them: it neither
+// fails to parse as a number nor hides a later spelling of the setting.
+func lookup(envs []string, getenv func(string) (string, bool)) (name, value string, ok bool) {
+	for _, e := range envs {
+		if v, set := getenv(e); set && v != "" {
+			return e, v, true
+		}
+	}
+	return "", "", false
 }
 
 // Setting is one registered setting, as help shows it.

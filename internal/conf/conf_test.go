@@ -47,6 +47,10 @@ func TestSettingsComeFromFlagsThenVariablesThenCode(t *testing.T) {
 			settings{"new:1", []string{"a"}, 6, 1 << 20, 5 * time.Second, false}},
 		{"an older variable", nil, map[string]string{"T_OLD_ADDR": "old:1"},
 			settings{"old:1", []string{"a"}, 6, 1 << 20, 5 * time.Second, false}},
+		{"an empty variable does not hide an older one", nil, map[string]string{"T_ADDR": "", "T_OLD_ADDR": "old:1"},
+			settings{"old:1", []string{"a"}, 6, 1 << 20, 5 * time.Second, false}},
+		{"an empty variable is unset", nil, map[string]string{"T_ADDR": "", "T_N": ""},
+			settings{"127.0.0.1:1", []string{"a"}, 6, 1 << 20, 5 * time.Second, false}},
 		{"a flag wins over its variable", []string{"-n", "7", "-old-addr", "alias:1", "-on"}, map[string]string{"T_N": "9", "T_ADDR": "h:2"},
 			settings{"alias:1", []string{"a"}, 7, 1 << 20, 5 * time.Second, true}},
 	} {
@@ -67,8 +71,8 @@ func TestABadVariableIsAnErrorNamingIt(t *testing.T) {
 	for name, value := range map[string]string{"T_N": "6x", "T_BIG": "1MB", "T_TIMEOUT": "300"} {
 		fs, _ := register()
 		_, err := fs.Parse(nil, env(map[string]string{name: value}))
-		if err == nil || !strings.Contains(err.Error(), name) {
-			t.Errorf("%s=%s: %v, want an error naming %s", name, value, err, name)
+		if err == nil || !strings.Contains(err.Error(), name) || strings.Contains(err.Error(), value) {
+			t.Errorf("%s=%s: %v, want an error naming %s but not quoting its value, which may be a secret", name, value, err, name)
 		}
 	}
 }

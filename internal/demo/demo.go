@@ -35,6 +35,18 @@ type Config struct {
 	SettleTimeout time.Duration
 }
 
+func (c *Config) setDefaults() {
+	if c.Orders == 0 {
+		c.Orders = 300
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 16
+	}
+	if c.SettleTimeout == 0 {
+		c.SettleTimeout = 2 * time.Minute
+	}
+}
+
 // RegisterFlags registers -orders, -concurrency and -settle-timeout.
 func (c *Config) RegisterFlags(fs *conf.FlagSet) {
 	fs.Int(&c.Orders, "orders", 300, "paid orders in the burst")
@@ -75,6 +87,7 @@ type webhook struct {
 // landed in ClickHouse, and prints what landed. It fails when Redis and
 // ClickHouse disagree.
 func Run(ctx context.Context, cfg Config, p Pipeline, out io.Writer) error {
+	cfg.setDefaults()
 	var seeds []avro.InventoryDelta
 	for sku, qty := range Stock {
 		seeds = append(seeds, avro.InventoryDelta{DeltaID: "adjust:seed-" + sku, SKU: sku, Kind: avro.DeltaAdjustment,

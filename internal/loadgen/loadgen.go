@@ -37,17 +37,27 @@ type Config struct {
 	Providers providers.Config
 }
 
+func (c *Config) setDefaults() {
+	if c.Requests == 0 {
+		c.Requests = 20000
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 64
+	}
+}
+
 // RegisterFlags registers -url, -n, -c, -bare and the providers' secrets.
 func (c *Config) RegisterFlags(fs *conf.FlagSet) {
 	fs.String(&c.URL, "url", "", "ingest URL to load, e.g. http://127.0.0.1:8080/webhooks/standardwebhooks")
 	fs.Int(&c.Requests, "n", 20000, "webhooks to send")
 	fs.Int(&c.Concurrency, "c", 64, "webhooks in flight at once")
 	fs.Bool(&c.Bare, "bare", false, "load a bare in-process handler (read the body, answer 200) instead: the baseline of this client and machine")
-	c.Providers.RegisterFlags(fs)
+	c.Providers.RegisterSecretFlags(fs)
 }
 
 // Run sends the load and prints what it measured to out.
 func Run(ctx context.Context, cfg Config, out io.Writer) error {
+	cfg.setDefaults()
 	label := cfg.URL
 	if cfg.Bare {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -75,7 +85,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 	key, err := providers.StandardWebhooksKey(secrets[0])
 	if err != nil {
-		return err
+		return fmt.Errorf("loadgen: the Standard Webhooks secret: %w", err)
 	}
 	signer := providertest.StandardWebhooks{Key: key}
 	run := time.Now().UnixNano()

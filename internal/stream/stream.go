@@ -51,6 +51,11 @@ func (c ClientConfig) Options() []kgo.Opt {
 	}
 }
 
+// Producer returns a client of c that produces with ProducerOptions(timeout).
+func (c ClientConfig) Producer(timeout time.Duration) (*kgo.Client, error) {
+	return kgo.NewClient(append(c.Options(), ProducerOptions(timeout)...)...)
+}
+
 // ProducerOptions are the options of a producer whose acknowledgement
 // promises durability: acks from all in-sync replicas and the idempotent
 // producer (franz-go's defaults, stated so a change to them cannot slip in),

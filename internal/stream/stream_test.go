@@ -12,7 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/internal/stream"
-	"github.com/shopstream/shopstream/internal/stream/middleware"
 	"github.com/shopstream/shopstream/internal/testenv"
 	"github.com/shopstream/shopstream/topology"
 )
@@ -72,8 +71,7 @@ func TestTransformRetriesTransientAndDeadLettersPermanent(t *testing.T) {
 	go func() {
 		done <- stream.Transform(ctx, stream.TransformConfig{
 			Client: stream.ClientConfig{Brokers: testenv.Brokers()}, Group: prefix + "g", Input: in,
-			TransactionalID: prefix + "txn", Backoff: stream.Backoff{Min: 10 * time.Millisecond},
-			Middleware: middleware.DeadLetter(topology.DLQ(in)),
+			DLQ: topology.DLQ(in), TransactionalID: prefix + "txn", Backoff: stream.Backoff{Min: 10 * time.Millisecond},
 		}, h)
 	}()
 	got := testenv.ReadTopic(t, out, 3)

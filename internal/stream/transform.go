@@ -15,11 +15,8 @@ import (
 )
 
 // Handler turns one consumed record into the records to produce. A nil error
-// means the outputs are produced and the input is done, together. Any error
-// aborts the batch's transaction, which is then handled again: a record
-// that can never succeed must not come back as an error, or it stalls its
-// partition. The middleware package's DeadLetter turns a Permanent error
-// into an output to the dead-letter topic; every stage runs under it.
+// means the outputs are produced and the input is done, together. An error
+// marked Permanent sends the input to the DLQ; any other error retries it.
 //
 // Handle may be called again with a record it has seen (after a retry, a
 // rebalance, a crash or a replay): its effects must be idempotent and its
@@ -30,6 +27,8 @@ type Handler interface {
 }
 
 // Middleware wraps a Handler; package middleware holds shopstream's.
+// Dead-lettering is not middleware but the loop's own, so that no chain can
+// leave it out and let a poison record stall its partition.
 type Middleware func(Handler) Handler
 
 // HandlerFunc adapts a function to Handler.
@@ -47,6 +46,8 @@ type TransformConfig struct {
 	Group string
 	// Input is the topic consumed; required.
 	Input string
+	// DLQ is where permanently failing records go; required.
+	DLQ string
 	// TransactionalID must be unique among running instances and stable
 	// across an instance's restarts, so that a restarted instance fences
 	// the transaction a killed one left open instead of making read-committed
@@ -63,9 +64,7 @@ type TransformConfig struct {
 	Concurrency int
 	// Backoff after an aborted transaction. Default 100ms doubling to 5s.
 	Backoff Backoff
-	// Middleware wraps the handler. Required, because dead-lettering is
-	// middleware: without it, a record that can never succeed would stall
-	// its partition forever.
+	// Middleware wraps the handler. Default none.
 	Middleware Middleware
 }
 
@@ -91,9 +90,6 @@ func (c *TransformConfig) Validate() error {
 	if c.MaxPollRecords < 0 || c.Concurrency < 0 {
 		return errors.New("stream: MaxPollRecords and Concurrency cannot be negative")
 	}
-	if c.Middleware == nil {
-		return errors.New("stream: Middleware is required; it dead-letters what can never succeed")
-	}
 	return nil
 }
 
@@ -102,8 +98,8 @@ func (c *TransformConfig) setDefaults() error {
 		return err
 	}
 	c.Client.setDefaults()
-	if c.Group == "" || c.Input == "" {
-		return errors.New("stream: Group and Input are required")
+	if c.Group == "" || c.Input == "" || c.DLQ == "" {
+		return errors.New("stream: Group, Input and DLQ are required")
 	}
 	if c.TransactionalID == "" {
 		host, err := os.Hostname()
@@ -123,7 +119,8 @@ func (c *TransformConfig) setDefaults() error {
 }
 
 // Transform consumes cfg.Input in cfg.Group and, for each polled batch, runs
-// h on every record and produces its outputs in one Kafka
+// h (inside cfg.Middleware) on every record and produces its outputs (and
+// dead letters) in one Kafka
 // transaction together with the batch's offsets (GroupTransactSession). A
 // transient failure, or a rebalance, aborts the transaction; the session
 // rewinds to the committed offsets and the batch is handled again after a
@@ -136,7 +133,9 @@ func Transform(ctx context.Context, cfg TransformConfig, h Handler) error {
 	if err := cfg.setDefaults(); err != nil {
 		return err
 	}
-	h = cfg.Middleware(h)
+	if cfg.Middleware != nil {
+		h = cfg.Middleware(h)
+	}
 	log := cfg.Client.Logger.With("group", cfg.Group, "topic", cfg.Input)
 	opts := append(cfg.Client.Options(), ConsumerOptions(cfg.Group, cfg.Input)...)
 	opts = append(opts, ProducerOptions(30*time.Second)...)
@@ -179,15 +178,16 @@ func transformSession(ctx context.Context, cfg TransformConfig, h Handler, sess 
 		promise := kgo.AbortingFirstErrPromise(sess.Client())
 		handleErr := forEachKey(fetches, cfg.Concurrency, func(rec *kgo.Record) error {
 			outs, err := h.Handle(ctx, rec)
-			if err != nil {
-				if IsPermanent(err) {
-					log.Error("a permanent error reached the loop, which can only retry it: is the handler without the DeadLetter middleware?",
-						"partition", rec.Partition, "offset", rec.Offset, "err", err)
+			switch {
+			case err == nil:
+				for _, out := range outs {
+					sess.Produce(ctx, out, promise.Promise())
 				}
+			case IsPermanent(err):
+				log.Warn("dead-lettering record", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+				sess.Produce(ctx, DeadLetter(rec, cfg.DLQ, err, time.Now()), promise.Promise())
+			default:
 				return fmt.Errorf("partition %d offset %d: %w", rec.Partition, rec.Offset, err)
-			}
-			for _, out := range outs {
-				sess.Produce(ctx, out, promise.Promise())
 			}
 			return nil
 		})

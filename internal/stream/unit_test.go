@@ -55,3 +55,24 @@ func TestDeadLetterKeepsRecordAndBoundsReason(t *testing.T) {
 		t.Fatalf("partition header %q", v)
 	}
 }
+
+// The loops' documented defaults are the ones they run with.
+func TestConfigDefaults(t *testing.T) {
+	tc := TransformConfig{Group: "g", Input: "in", DLQ: "in.dlq", TransactionalID: "t"}
+	if err := tc.setDefaults(); err != nil || tc.MaxPollRecords != 500 || tc.Concurrency != 16 ||
+		tc.Backoff != (Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}) {
+		t.Fatalf("transform defaults %+v (%v), documented 500, 16, 100ms to 5s", tc, err)
+	}
+	bc := BatchConfig{Group: "g", Inputs: []string{"in"}}
+	if err := bc.setDefaults(); err != nil || bc.MaxRecords != 5000 || bc.DLQ("in") != "in.dlq" {
+		t.Fatalf("batch defaults %+v (%v), documented 5000 and topology.DLQ", bc, err)
+	}
+	var cc ClientConfig
+	cc.setDefaults()
+	if len(cc.Brokers) != 1 || cc.Brokers[0] != "127.0.0.1:9092" || cc.ClientID != "shopstream" || cc.Logger == nil {
+		t.Fatalf("client defaults %+v", cc)
+	}
+	if err := (&TransformConfig{Group: "g", Input: "in"}).setDefaults(); err == nil {
+		t.Fatal("a transform without a DLQ was accepted")
+	}
+}

@@ -28,22 +28,22 @@ const (
 	HeaderReceivedAt    = "received.at"
 )
 
-// WebhookReceipt is the event type of a receipt; OrderEventType,
-// DeltaEventType and MovementEventType give the others from their
-// contract's own enum, so a new enum symbol has its event type at once.
+// WebhookReceipt is the event type of a receipt; the others are made from
+// their contract's own enum (orderEventType and its siblings), so a new
+// enum symbol has its event type at once.
 const WebhookReceipt = "webhook.receipt"
 
-// OrderEventType is the event type of an order event of avro type t
+// orderEventType is the event type of an order event of avro type t
 // (avro.OrderPaid gives "order.paid").
-func OrderEventType(t string) string { return "order." + strings.ToLower(t) }
+func orderEventType(t string) string { return "order." + strings.ToLower(t) }
 
-// DeltaEventType is the event type of a delta of avro kind k
+// deltaEventType is the event type of a delta of avro kind k
 // (avro.DeltaSale gives "inventory.delta.sale").
-func DeltaEventType(k string) string { return "inventory.delta." + strings.ToLower(k) }
+func deltaEventType(k string) string { return "inventory.delta." + strings.ToLower(k) }
 
-// MovementEventType is the event type of a movement of avro status s
+// movementEventType is the event type of a movement of avro status s
 // (avro.MovementApplied gives "inventory.movement.applied").
-func MovementEventType(s string) string { return "inventory.movement." + strings.ToLower(s) }
+func movementEventType(s string) string { return "inventory.movement." + strings.ToLower(s) }
 
 // Record returns the record that carries v on topic. v is a pointer to one
 // of the contract types of schemas/avro; its key is what orders it (the
@@ -59,13 +59,13 @@ func Record(topic string, v any, correlationID string) (*kgo.Record, error) {
 	case *avro.WebhookReceipt:
 		key, eventType, provider, receivedAt = c.DeliveryID, WebhookReceipt, c.Provider, c.ReceivedAt.UnixMilli()
 	case *avro.OrderEvent:
-		key, eventType, provider, receivedAt = c.OrderID, OrderEventType(c.Type), c.Provider, c.ReceivedAt.UnixMilli()
+		key, eventType, provider, receivedAt = c.OrderID, orderEventType(c.Type), c.Provider, c.ReceivedAt.UnixMilli()
 		correlationID = or(c.CorrelationID, correlationID)
 	case *avro.InventoryDelta:
-		key, eventType = c.SKU, DeltaEventType(c.Kind)
+		key, eventType = c.SKU, deltaEventType(c.Kind)
 		correlationID = or(c.CorrelationID, correlationID)
 	case *avro.InventoryMovement:
-		key, eventType = c.SKU, MovementEventType(c.Status)
+		key, eventType = c.SKU, movementEventType(c.Status)
 		correlationID = or(c.CorrelationID, correlationID)
 	default:
 		return nil, fmt.Errorf("envelope: %T is not a shopstream contract", v)

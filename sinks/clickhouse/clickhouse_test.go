@@ -67,7 +67,7 @@ func TestMigrateAndSinkOnRealClickHouse(t *testing.T) {
 	refused := avro.InventoryMovement{MovementID: "o2:1:sale", SKU: "A", Kind: avro.DeltaSale, Status: avro.MovementRefused,
 		Quantity: -9, StockAfter: 8, Reason: "insufficient_stock", OrderID: "o2", OccurredAt: at, AppliedAt: at.Add(time.Second)}
 	batch := []*kgo.Record{movementRecord(t, sale, 1), movementRecord(t, refused, 2), {Topic: "inventory.movements", Offset: 3, Value: []byte("junk")}}
-	sink := NewSink(conn, db, routes(topology.NamesFor("")))
+	sink := newSink(conn, db, routes(topology.NamesFor("")))
 	// The same batch twice, as after a failed commit: counts stay exact.
 	for i := 0; i < 2; i++ {
 		rejected, err := sink.HandleBatch(ctx, batch)
@@ -109,7 +109,7 @@ func TestSinkWithClickHouseGoneFails(t *testing.T) {
 	}
 	defer conn.Close()
 	rec := movementRecord(t, avro.InventoryMovement{MovementID: "m", SKU: "A", Kind: avro.DeltaSale, Status: avro.MovementApplied, Quantity: -1}, 1)
-	if _, err := NewSink(conn, "x", routes(topology.NamesFor(""))).HandleBatch(context.Background(), []*kgo.Record{rec}); err == nil {
+	if _, err := newSink(conn, "x", routes(topology.NamesFor(""))).HandleBatch(context.Background(), []*kgo.Record{rec}); err == nil {
 		t.Fatal("a batch into an unreachable ClickHouse reported success")
 	}
 }

@@ -16,11 +16,14 @@ import (
 	"github.com/shopstream/shopstream/topology"
 )
 
+// DefaultAddr is ServerConfig.Addr when none is set.
+const DefaultAddr = "127.0.0.1:9000"
+
 // ServerConfig is where ClickHouse is and how the schema is deployed; the
 // sink, migrate and the demo share it.
 type ServerConfig struct {
 	// Addr is the native-protocol address (never HTTP: 18.16 and current
-	// releases agree on it). Default 127.0.0.1:9000.
+	// releases agree on it). Default 127.0.0.1:9000 (DefaultAddr).
 	Addr string
 	// Schema is the database and the deployment shape.
 	Schema SchemaConfig
@@ -28,14 +31,22 @@ type ServerConfig struct {
 
 // RegisterFlags registers -clickhouse, -clickhouse-db and -clickhouse-cluster.
 func (c *ServerConfig) RegisterFlags(fs *conf.FlagSet) {
-	fs.String(&c.Addr, "clickhouse", "127.0.0.1:9000", "ClickHouse native-protocol address", "SHOPSTREAM_CLICKHOUSE_ADDR")
+	fs.String(&c.Addr, "clickhouse", DefaultAddr, "ClickHouse native-protocol address", "SHOPSTREAM_CLICKHOUSE_ADDR")
 	fs.String(&c.Schema.DB, "clickhouse-db", DefaultDB, "ClickHouse database", "SHOPSTREAM_CLICKHOUSE_DB")
 	fs.String(&c.Schema.Cluster, "clickhouse-cluster", "", "ClickHouse cluster for ON CLUSTER and replicated tables; empty for one server",
 		"SHOPSTREAM_CLICKHOUSE_CLUSTER")
 }
 
+func (c *ServerConfig) setDefaults() {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	c.Schema.setDefaults()
+}
+
 // Open connects once and checks that the server answers.
 func (c ServerConfig) Open(ctx context.Context) (driver.Conn, error) {
+	c.setDefaults()
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr:        []string{c.Addr},
 		DialTimeout: 5 * time.Second,
@@ -89,8 +100,8 @@ func (c *Config) RegisterFlags(fs *conf.FlagSet) {
 
 // Validate reports what is missing or cannot work.
 func (c *Config) Validate() error {
-	if c.Server.Addr == "" || c.Topics == (topology.Names{}) {
-		return errors.New("clickhouse: Server.Addr and Topics are required")
+	if c.Topics == (topology.Names{}) {
+		return errors.New("clickhouse: Topics are required")
 	}
 	if c.Stream.MaxRecords < 0 {
 		return errors.New("clickhouse: the batch size cannot be negative")
@@ -106,9 +117,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cfg.Server.setDefaults()
 	conn, err := cfg.Server.Connect(ctx, cfg.Stream.Backoff, cfg.Logger)
 	if err != nil {
-		return nil
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
 	}
 	defer conn.Close()
 	r := routes(cfg.Topics)
@@ -117,6 +132,5 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Stream.Inputs = append(cfg.Stream.Inputs, topic)
 	}
 	slices.Sort(cfg.Stream.Inputs)
-	cfg.Server.Schema.setDefaults()
-	return stream.Batch(ctx, cfg.Stream, NewSink(conn, cfg.Server.Schema.DB, r))
+	return stream.Batch(ctx, cfg.Stream, newSink(conn, cfg.Server.Schema.DB, r))
 }

@@ -31,24 +31,24 @@ type Table interface {
 	Row(rec *kgo.Record) ([]any, error)
 }
 
-// Sink writes batches of records to the tables their topics route to. It
+// sink writes batches of records to the tables their topics route to. It
 // is a stream.BatchHandler: each table's rows of a batch are one INSERT, and
 // the loop commits offsets only after every INSERT succeeded. Writing a
 // batch twice is harmless: every table replaces rows by their id.
-type Sink struct {
+type sink struct {
 	conn   driver.Conn
 	db     string
 	routes map[string]Table
 }
 
-// NewSink returns a sink into db that writes each topic of routes to its table.
-func NewSink(conn driver.Conn, db string, routes map[string]Table) *Sink {
-	return &Sink{conn: conn, db: db, routes: routes}
+// newSink returns a sink into db that writes each topic of routes to its table.
+func newSink(conn driver.Conn, db string, routes map[string]Table) *sink {
+	return &sink{conn: conn, db: db, routes: routes}
 }
 
 // HandleBatch implements stream.BatchHandler. Records that cannot become
 // rows are rejected; a failed insert is returned for the loop to retry.
-func (s *Sink) HandleBatch(ctx context.Context, recs []*kgo.Record) ([]stream.Rejection, error) {
+func (s *sink) HandleBatch(ctx context.Context, recs []*kgo.Record) ([]stream.Rejection, error) {
 	var rejected []stream.Rejection
 	byTable := map[Table][]*kgo.Record{}
 	var order []Table
@@ -73,7 +73,7 @@ func (s *Sink) HandleBatch(ctx context.Context, recs []*kgo.Record) ([]stream.Re
 	return rejected, nil
 }
 
-func (s *Sink) insert(ctx context.Context, t Table, recs []*kgo.Record) ([]stream.Rejection, error) {
+func (s *sink) insert(ctx context.Context, t Table, recs []*kgo.Record) ([]stream.Rejection, error) {
 	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db+"."+t.Name()+" ("+strings.Join(t.Columns(), ", ")+")")
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: prepare insert into %s: %w", t.Name(), err)

@@ -63,7 +63,7 @@ func TestEveryTableMatchesItsMigration(t *testing.T) {
 
 // A record of a topic that routes nowhere is rejected, not dropped.
 func TestUnroutedTopicIsRejected(t *testing.T) {
-	s := NewSink(nil, "db", routes(topology.NamesFor("")))
+	s := newSink(nil, "db", routes(topology.NamesFor("")))
 	rec := &kgo.Record{Topic: "elsewhere", Value: []byte("x")}
 	rejected, err := s.HandleBatch(t.Context(), []*kgo.Record{rec})
 	if err != nil || len(rejected) != 1 || rejected[0].Record != rec {

@@ -1,15 +1,16 @@
-// Package middleware holds what wraps a stream.Handler: dead-lettering,
-// in-place retry, metrics and logging, one file each, each a plain function
-// from Handler to Handler that can be tested around a fake handler.
+// Package middleware holds what wraps a stream.Handler: in-place retry,
+// metrics and logging, one file each, each a plain function from Handler to
+// Handler that can be tested around a fake handler.
 //
 // Order matters. Stack builds the order every transactional stage uses:
 //
-//	DeadLetter(Metrics(Logging(Retry(handler))))
+//	Metrics(Logging(Retry(handler)))
 //
 // Retry sits innermost so that a blip is retried before anything counts it
-// as a failure; Logging and Metrics see every error with its class;
-// DeadLetter sits outermost because it turns a permanent error into an
-// output, after which nobody else can see that the record failed.
+// as a failure; Logging and Metrics see every error with its class.
+// Dead-lettering is not here: the loop does it (stream.Transform), in the
+// same transaction as the record's offset, so that no chain can leave it
+// out and let a poison record stall its partition.
 package middleware
 
 import (
@@ -21,9 +22,9 @@ import (
 // Middleware wraps a Handler.
 type Middleware = stream.Middleware
 
-// Chain returns the middleware that wraps a handler in ms, the first
+// chain returns the middleware that wraps a handler in ms, the first
 // outermost.
-func Chain(ms ...Middleware) Middleware {
+func chain(ms ...Middleware) Middleware {
 	return func(h stream.Handler) stream.Handler {
 		for i := len(ms) - 1; i >= 0; i-- {
 			h = ms[i](h)
@@ -32,10 +33,9 @@ func Chain(ms ...Middleware) Middleware {
 	}
 }
 
-// Stack is the middleware every transactional stage runs with: permanent
-// failures go to dlq, every record is counted in m and failures are
-// logged, and transient failures are retried in place per retry before they
-// abort the batch's transaction.
-func Stack(dlq string, log *slog.Logger, m Metrics, retry RetryConfig) Middleware {
-	return Chain(DeadLetter(dlq), WithMetrics(m), Logging(log), Retry(retry))
+// Stack is the middleware every transactional stage runs with: every
+// record is counted in m, transient failures are logged, and they are
+// retried in place per retry before they abort the batch's transaction.
+func Stack(log *slog.Logger, m Metrics, retry RetryConfig) Middleware {
+	return chain(WithMetrics(m), Logging(log), Retry(retry))
 }

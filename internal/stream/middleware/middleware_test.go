@@ -14,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/internal/stream"
-	"github.com/shopstream/shopstream/internal/testenv"
 )
 
 var (
@@ -38,54 +37,25 @@ func (f *fake) Handle(context.Context, *kgo.Record) ([]*kgo.Record, error) {
 	return []*kgo.Record{out}, nil
 }
 
-func TestDeadLetter(t *testing.T) {
-	for _, tt := range []struct {
-		name    string
-		err     error
-		wantErr error
-		dlq     bool
-	}{
-		{"success passes through", nil, nil, false},
-		{"transient passes through to be retried", errBlip, errBlip, false},
-		{"permanent becomes the one output, to the DLQ", errPoison, nil, true},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			f := &fake{}
-			if tt.err != nil {
-				f.errs = []error{tt.err}
-			}
-			outs, err := DeadLetter("orders.dlq")(f).Handle(context.Background(), rec)
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("err %v, want %v", err, tt.wantErr)
-			}
-			if !tt.dlq {
-				return
-			}
-			if len(outs) != 1 || outs[0].Topic != "orders.dlq" || string(outs[0].Value) != "v" {
-				t.Fatalf("outputs %v", outs)
-			}
-			if c, _ := testenv.Header(outs[0], stream.HeaderErrorClass); c != stream.ClassPermanent {
-				t.Fatalf("class header %q", c)
-			}
-		})
-	}
-}
-
 func TestRetry(t *testing.T) {
 	fast := RetryConfig{Attempts: 3, Backoff: stream.Backoff{Min: time.Microsecond, Max: time.Microsecond}}
 	for _, tt := range []struct {
-		name      string
-		errs      []error
-		wantErr   error
-		wantCalls int
+		name       string
+		errs       []error
+		maxElapsed time.Duration
+		wantErr    error
+		wantCalls  int
 	}{
-		{"a blip is retried in place", []error{errBlip, errBlip}, nil, 3},
-		{"the last transient error is returned", []error{errBlip, errBlip, errBlip}, errBlip, 3},
-		{"a permanent error is not retried", []error{errPoison}, errPoison, 1},
+		{"a blip is retried in place", []error{errBlip, errBlip}, 0, nil, 3},
+		{"the last transient error is returned", []error{errBlip, errBlip, errBlip}, 0, errBlip, 3},
+		{"a permanent error is not retried", []error{errPoison}, 0, errPoison, 1},
+		{"retrying stops after MaxElapsed", []error{errBlip, errBlip}, time.Nanosecond, errBlip, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &fake{errs: tt.errs}
-			_, err := Retry(fast)(f).Handle(context.Background(), rec)
+			cfg := fast
+			cfg.MaxElapsed = tt.maxElapsed
+			_, err := Retry(cfg)(f).Handle(context.Background(), rec)
 			if !errors.Is(err, tt.wantErr) || f.calls != tt.wantCalls {
 				t.Fatalf("err %v after %d calls, want %v after %d", err, f.calls, tt.wantErr, tt.wantCalls)
 			}
@@ -93,8 +63,8 @@ func TestRetry(t *testing.T) {
 	}
 	var c RetryConfig
 	c.setDefaults()
-	if c.Attempts != 3 || c.Backoff.Min != 20*time.Millisecond || c.Backoff.Max != 200*time.Millisecond {
-		t.Fatalf("defaults %+v differ from the documented 3 attempts, 20ms to 200ms", c)
+	if c.Attempts != 3 || c.Backoff.Min != 20*time.Millisecond || c.Backoff.Max != 200*time.Millisecond || c.MaxElapsed != 2*time.Second {
+		t.Fatalf("defaults %+v differ from the documented 3 attempts, 20ms to 200ms, 2s in all", c)
 	}
 }
 
@@ -110,10 +80,13 @@ func TestLoggingNamesTheRecordNotItsValue(t *testing.T) {
 		_, _ = Logging(log)(f).Handle(context.Background(), secret)
 	}
 	logs := buf.String()
-	for _, want := range []string{`"level":"DEBUG"`, `"class":"transient"`, `"class":"permanent"`, `"offset":7`} {
+	for _, want := range []string{`"level":"DEBUG"`, `"class":"transient"`, `"offset":7`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %s:\n%s", want, logs)
 		}
+	}
+	if strings.Contains(logs, "permanent") {
+		t.Errorf("a permanent failure is the loop's to log where it dead-letters it:\n%s", logs)
 	}
 	if strings.Contains(logs, "jane@example.com") {
 		t.Fatal("a record's value reached the log")
@@ -167,21 +140,24 @@ func TestWithMetricsCountsByOutcome(t *testing.T) {
 	}
 }
 
-// Stack puts dead-lettering outside retry: a poison record is dead-lettered
-// at once, a blip is retried, and neither error reaches the loop.
-func TestStackOrder(t *testing.T) {
+// Stack retries a blip before anything counts it, and passes a poison
+// record's error on at once, for the loop to dead-letter.
+func TestStack(t *testing.T) {
 	mu := &sync.Mutex{}
-	m := Metrics{Records: counter{mu: mu, by: map[string]float64{}}, Duration: histogram{counter{mu: mu, by: map[string]float64{}}}}
+	records := counter{mu: mu, by: map[string]float64{}}
+	m := Metrics{Records: records, Duration: histogram{counter{mu: mu, by: map[string]float64{}}}}
 	log := slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))
 	fast := RetryConfig{Backoff: stream.Backoff{Min: time.Microsecond, Max: time.Microsecond}}
 	poison := &fake{errs: []error{errPoison}}
-	outs, err := Stack("orders.dlq", log, m, fast)(poison).Handle(context.Background(), rec)
-	if err != nil || len(outs) != 1 || outs[0].Topic != "orders.dlq" || poison.calls != 1 {
-		t.Fatalf("poison: %v %v after %d calls", outs, err, poison.calls)
+	if _, err := Stack(log, m, fast)(poison).Handle(context.Background(), rec); !errors.Is(err, errPoison) || poison.calls != 1 {
+		t.Fatalf("poison: %v after %d calls", err, poison.calls)
 	}
 	blip := &fake{errs: []error{errBlip}}
-	outs, err = Stack("orders.dlq", log, m, fast)(blip).Handle(context.Background(), rec)
+	outs, err := Stack(log, m, fast)(blip).Handle(context.Background(), rec)
 	if err != nil || len(outs) != 1 || outs[0] != out || blip.calls != 2 {
 		t.Fatalf("blip: %v %v after %d calls", outs, err, blip.calls)
+	}
+	if records.by["topic,orders,outcome,ok"] != 1 || records.by["topic,orders,outcome,permanent"] != 1 || records.by["topic,orders,outcome,transient"] != 0 {
+		t.Fatalf("counted %v; a blip retried in place is not a failure", records.by)
 	}
 }

@@ -17,6 +17,11 @@ type RetryConfig struct {
 	// Backoff between attempts. Default 20ms doubling to 200ms: short,
 	// because the transaction of the whole batch waits.
 	Backoff stream.Backoff
+	// MaxElapsed bounds the time one record spends being retried. Default
+	// 2s: the batch's transaction is open meanwhile, and the broker aborts
+	// one that outlives its timeout (franz-go's default, 40s), which costs a
+	// new session rather than a retried batch.
+	MaxElapsed time.Duration
 }
 
 func (c *RetryConfig) setDefaults() {
@@ -28,6 +33,9 @@ func (c *RetryConfig) setDefaults() {
 	}
 	if c.Backoff.Max == 0 {
 		c.Backoff.Max = 200 * time.Millisecond
+	}
+	if c.MaxElapsed == 0 {
+		c.MaxElapsed = 2 * time.Second
 	}
 }
 
@@ -41,9 +49,10 @@ func Retry(cfg RetryConfig) Middleware {
 	cfg.setDefaults()
 	return func(next stream.Handler) stream.Handler {
 		return stream.HandlerFunc(func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, error) {
+			start := time.Now()
 			for attempt := 1; ; attempt++ {
 				outs, err := next.Handle(ctx, rec)
-				if err == nil || stream.IsPermanent(err) || attempt >= cfg.Attempts {
+				if err == nil || stream.IsPermanent(err) || attempt >= cfg.Attempts || time.Since(start) >= cfg.MaxElapsed {
 					return outs, err
 				}
 				if !cfg.Backoff.Sleep(ctx, attempt) {
