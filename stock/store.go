@@ -5,18 +5,26 @@
 // applied deltas. The inventory processor applies deltas through it;
 // operator commands (stock show, and the reconcile and rebuild to come)
 // read and freeze SKUs through it. It imports no stage.
+//
+// The lock is a key of the SKU's own, SET NX PX with a random token: the
+// same format bsm/redislock takes, so an operator command can freeze a SKU
+// with redislock. The apply path takes it itself because it takes the
+// locks of a whole batch of SKUs in one pipelined round trip, which
+// redislock (one round trip per Obtain) cannot.
 package stock
 
 import (
 	"context"
+	"crypto/rand"
 	_ "embed"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/bsm/redislock"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -25,7 +33,21 @@ var applyLua string
 
 var applyScript = redis.NewScript(applyLua)
 
-// Outcome is what Apply decided for a delta.
+// releaseScript frees a lock that is still ours, when a batch gives up
+// before its scripts ran (a script releases its own).
+var releaseScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
+
+// ErrLockLost is returned by ApplyRuns when a SKU's lock expired, or was
+// taken by another holder, before its run was applied: that run changed
+// nothing. Transient: apply the batch again.
+var ErrLockLost = errors.New("stock: a SKU's lock was lost before its run was applied")
+
+// ErrLockBusy is returned by ApplyRuns when a SKU's lock stayed held by
+// another (an instance finishing its batch during a rebalance, an operator
+// freezing the SKU) for LockWait. Nothing was applied. Transient.
+var ErrLockBusy = errors.New("stock: a SKU's lock is held by another")
+
+// Outcome is what ApplyRuns decided for a delta.
 type Outcome struct {
 	// Status is avro.MovementApplied or avro.MovementRefused.
 	Status string
@@ -46,16 +68,15 @@ type StoreConfig struct {
 	Prefix string
 	// LockTTL is how long a SKU's lock lives if its holder dies. Default 5s.
 	LockTTL time.Duration
-	// LockWait is how long Apply waits for a SKU's lock before giving up
-	// with a transient error. Default 2s.
+	// LockWait is how long ApplyRuns waits for a SKU's lock before giving
+	// up with ErrLockBusy. Default 2s.
 	LockWait time.Duration
 }
 
 // Store keeps per-SKU stock in Redis.
 type Store struct {
-	rdb    redis.Cmdable
-	locker *redislock.Client
-	cfg    StoreConfig
+	rdb redis.Cmdable
+	cfg StoreConfig
 }
 
 // NewStore returns a Store on rdb.
@@ -66,7 +87,7 @@ func NewStore(rdb redis.Cmdable, cfg StoreConfig) *Store {
 	if cfg.LockWait == 0 {
 		cfg.LockWait = 2 * time.Second
 	}
-	return &Store{rdb: rdb, locker: redislock.New(rdb), cfg: cfg}
+	return &Store{rdb: rdb, cfg: cfg}
 }
 
 // Keys are one SKU's Redis keys. The SKU is the hash tag of each.
@@ -101,45 +122,185 @@ type Delta struct {
 	Reverses string
 }
 
-// Apply applies d to its SKU's stock once per delta id, under the SKU's
-// lock. The script checks and records deltaID in the same atomic step that
-// changes the stock; the lock serialises instances that both believe they
-// own the SKU's partition during a rebalance, and is what other per-SKU
-// operations (reconcile, rebuild) take to freeze a SKU. A sale that would
-// take stock below zero is refused unless the SKU allows backorders, and so
-// is a restock of a sale that was refused; a refusal is recorded too, so a
-// replay decides the same way.
+// Run is one SKU's deltas, in the order they are to be applied.
+type Run struct {
+	SKU    string
+	Deltas []Delta
+}
+
+// ApplyRuns applies each run's deltas to its SKU's stock, in order, once per
+// delta id, and returns each delta's outcome, run by run. It costs two round
+// trips for the whole batch, however many SKUs it holds: one pipeline takes
+// every SKU's lock, a second runs apply.lua once per SKU. The script checks
+// and records each delta id in the same atomic step that changes the stock,
+// checks that the lock still holds this call's token (a lock that expired
+// mid-batch, whose SKU another holder may have taken, changes nothing), and
+// releases the lock. A sale that would take stock below zero is refused
+// unless the SKU allows backorders, and so is a restock of a sale that was
+// refused; a refusal is recorded too, so a replay decides the same way.
 //
-// Errors are Redis or lock failures, all worth retrying.
-func (s *Store) Apply(ctx context.Context, d Delta, now time.Time) (Outcome, error) {
-	sku := d.SKU
-	k := KeysFor(s.cfg.Prefix, sku)
-	lockCtx, cancel := context.WithTimeout(ctx, s.cfg.LockWait)
-	lock, err := s.locker.Obtain(lockCtx, k.Lock, s.cfg.LockTTL, &redislock.Options{
-		RetryStrategy: redislock.ExponentialBackoff(2*time.Millisecond, 100*time.Millisecond),
-	})
-	cancel()
+// Runs of the same SKU are applied as one, in the order given. Errors are
+// Redis failures, ErrLockBusy and ErrLockLost, all worth retrying: runs that
+// were applied before the error are deduplicated when the batch is applied
+// again, and return the outcomes they had.
+func (s *Store) ApplyRuns(ctx context.Context, runs []Run, now time.Time) ([][]Outcome, error) {
+	bySKU := map[string]int{}
+	var merged []Run
+	for _, r := range runs {
+		if i, ok := bySKU[r.SKU]; ok {
+			merged[i].Deltas = append(merged[i].Deltas, r.Deltas...)
+			continue
+		}
+		bySKU[r.SKU] = len(merged)
+		merged = append(merged, Run{SKU: r.SKU, Deltas: slices.Clone(r.Deltas)})
+	}
+	tokens, err := s.lock(ctx, merged)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("stock: lock %s: %w", sku, err)
+		return nil, err
 	}
-	defer func() {
-		// A lock that expired or could not be released frees itself by TTL.
-		_ = lock.Release(context.WithoutCancel(ctx))
-	}()
-	res, err := applyScript.Run(ctx, s.rdb, []string{k.Stock, k.Applied, k.Ledger, k.Backorder},
-		d.ID, d.Quantity, now.UnixMilli(), d.Reverses).Slice()
+	outs, err := s.applyLocked(ctx, merged, tokens, now)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("stock: apply %s to %s: %w", d.ID, sku, err)
+		return nil, err
 	}
-	if len(res) != 2 {
-		return Outcome{}, fmt.Errorf("stock: apply script returned %v", res)
+	result := make([][]Outcome, len(runs))
+	next := make([]int, len(merged))
+	for i, r := range runs {
+		m := bySKU[r.SKU]
+		result[i] = outs[m][next[m] : next[m]+len(r.Deltas)]
+		next[m] += len(r.Deltas)
 	}
-	out, err := parseOutcome(fmt.Sprint(res[1]))
-	if err != nil {
-		return Outcome{}, err
+	return result, nil
+}
+
+// lock takes the lock of every run's SKU, retrying those held by another
+// until LockWait has passed. On an error it releases what it took.
+func (s *Store) lock(ctx context.Context, runs []Run) ([]string, error) {
+	tokens := make([]string, len(runs))
+	for i := range tokens {
+		tokens[i] = newToken()
 	}
-	out.Duplicate = res[0] == int64(1)
+	held := make([]bool, len(runs))
+	deadline := time.Now().Add(s.cfg.LockWait)
+	for attempt := 1; ; attempt++ {
+		pipe := s.rdb.Pipeline()
+		cmds := map[int]*redis.BoolCmd{}
+		for i, r := range runs {
+			if !held[i] {
+				cmds[i] = pipe.SetNX(ctx, KeysFor(s.cfg.Prefix, r.SKU).Lock, tokens[i], s.cfg.LockTTL)
+			}
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			s.release(runs, tokens, held)
+			return nil, fmt.Errorf("stock: lock %d SKUs: %w", len(cmds), err)
+		}
+		busy := ""
+		for i, c := range cmds {
+			held[i] = c.Val()
+			if !held[i] {
+				busy = runs[i].SKU
+			}
+		}
+		if busy == "" {
+			return tokens, nil
+		}
+		wait := min(time.Duration(attempt)*2*time.Millisecond, 50*time.Millisecond)
+		if time.Now().Add(wait).After(deadline) {
+			s.release(runs, tokens, held)
+			return nil, fmt.Errorf("%w: %s, for %v", ErrLockBusy, busy, s.cfg.LockWait)
+		}
+		select {
+		case <-ctx.Done():
+			s.release(runs, tokens, held)
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// release frees the locks that were taken, in one round trip, on a context
+// of its own: a cancelled batch must not leave its SKUs frozen for LockTTL.
+func (s *Store) release(runs []Run, tokens []string, held []bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	pipe := s.rdb.Pipeline()
+	for i, r := range runs {
+		if held[i] {
+			releaseScript.Eval(ctx, pipe, []string{KeysFor(s.cfg.Prefix, r.SKU).Lock}, tokens[i])
+		}
+	}
+	_, _ = pipe.Exec(ctx) // a lock not released frees itself by its TTL
+}
+
+// applyLocked runs apply.lua once per run, in one pipelined round trip.
+func (s *Store) applyLocked(ctx context.Context, runs []Run, tokens []string, now time.Time) ([][]Outcome, error) {
+	at := strconv.FormatInt(now.UnixMilli(), 10)
+	for attempt := 0; ; attempt++ {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(runs))
+		for i, r := range runs {
+			k := KeysFor(s.cfg.Prefix, r.SKU)
+			args := make([]any, 0, 2+3*len(r.Deltas))
+			args = append(args, tokens[i], at)
+			for _, d := range r.Deltas {
+				args = append(args, d.ID, d.Quantity, d.Reverses)
+			}
+			cmds[i] = applyScript.EvalSha(ctx, pipe, []string{k.Stock, k.Applied, k.Ledger, k.Backorder, k.Lock}, args...)
+		}
+		_, err := pipe.Exec(ctx)
+		if err != nil && attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			// Redis restarted (or never saw the script): no run was applied,
+			// the locks still hold; load it and run the batch once more.
+			if err := applyScript.Load(ctx, s.rdb).Err(); err != nil {
+				return nil, fmt.Errorf("stock: load apply.lua: %w", err)
+			}
+			continue
+		}
+		out := make([][]Outcome, len(runs))
+		var errs []error
+		for i, c := range cmds {
+			res, err := c.Slice()
+			if err == nil {
+				out[i], err = parseOutcomes(res, len(runs[i].Deltas))
+			}
+			if err != nil {
+				if redis.HasErrorPrefix(err, "LOCKLOST") {
+					err = ErrLockLost
+				}
+				errs = append(errs, fmt.Errorf("stock: apply %d deltas to %s: %w", len(runs[i].Deltas), runs[i].SKU, err))
+			}
+		}
+		if len(errs) > 0 {
+			held := make([]bool, len(runs))
+			for i, c := range cmds {
+				held[i] = c.Err() != nil
+			}
+			s.release(runs, tokens, held)
+			return nil, errors.Join(errs...)
+		}
+		return out, nil
+	}
+}
+
+func parseOutcomes(res []any, n int) ([]Outcome, error) {
+	if len(res) != 2*n {
+		return nil, fmt.Errorf("stock: apply script returned %d values for %d deltas", len(res), n)
+	}
+	out := make([]Outcome, n)
+	for i := range out {
+		o, err := parseOutcome(fmt.Sprint(res[2*i+1]))
+		if err != nil {
+			return nil, err
+		}
+		o.Duplicate = res[2*i] == int64(1)
+		out[i] = o
+	}
 	return out, nil
+}
+
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 func parseOutcome(s string) (Outcome, error) {

@@ -2,17 +2,28 @@ package stock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/bsm/redislock"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shopstream/shopstream/internal/stream"
 	"github.com/shopstream/shopstream/internal/testenv"
 	"github.com/shopstream/shopstream/schemas/avro"
 )
+
+// apply applies one delta, as a run of one.
+func apply(ctx context.Context, s *Store, d Delta, now time.Time) (Outcome, error) {
+	outs, err := s.ApplyRuns(ctx, []Run{{SKU: d.SKU, Deltas: []Delta{d}}}, now)
+	if err != nil {
+		return Outcome{}, err
+	}
+	return outs[0][0], nil
+}
 
 func TestApplyOnceAndRefuse(t *testing.T) {
 	rdb := testenv.Redis(t)
@@ -38,7 +49,7 @@ func TestApplyOnceAndRefuse(t *testing.T) {
 		{"o3:1:sale", -2, avro.MovementApplied, 0, false, "", now},
 	}
 	for i, st := range steps {
-		out, err := s.Apply(ctx, Delta{ID: st.id, SKU: "SKU-A", Quantity: st.qty}, now.Add(time.Duration(i)*time.Second))
+		out, err := apply(ctx, s, Delta{ID: st.id, SKU: "SKU-A", Quantity: st.qty}, now.Add(time.Duration(i)*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +92,7 @@ func TestRestockOfARefusedSaleIsRefused(t *testing.T) {
 		{Delta{ID: "o3:1:restock", SKU: "R", Quantity: 1, Reverses: "o3:1:sale"}, avro.MovementApplied, 1},
 	}
 	for _, st := range steps {
-		out, err := s.Apply(ctx, st.d, time.Now())
+		out, err := apply(ctx, s, st.d, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +108,7 @@ func TestBackorderAllowsNegativeStock(t *testing.T) {
 	prefix := testenv.Namespace(t)
 	s := NewStore(rdb, StoreConfig{Prefix: prefix})
 	rdb.Set(ctx, KeysFor(prefix, "PRE").Backorder, "1", 0)
-	out, err := s.Apply(ctx, Delta{ID: "o:1:sale", SKU: "PRE", Quantity: -4}, time.Now())
+	out, err := apply(ctx, s, Delta{ID: "o:1:sale", SKU: "PRE", Quantity: -4}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +132,7 @@ func TestConcurrentApplyIsExact(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < ids; i++ {
-				if _, err := s.Apply(ctx, Delta{ID: fmt.Sprintf("d%d", i), SKU: "HOT", Quantity: 1}, time.Now()); err != nil {
+				if _, err := apply(ctx, s, Delta{ID: fmt.Sprintf("d%d", i), SKU: "HOT", Quantity: 1}, time.Now()); err != nil {
 					errs <- err
 					return
 				}
@@ -145,7 +156,7 @@ func TestConcurrentApplyIsExact(t *testing.T) {
 func TestApplyWithRedisGoneIsTransient(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer rdb.Close()
-	_, err := NewStore(rdb, StoreConfig{LockWait: 300 * time.Millisecond}).Apply(context.Background(), Delta{ID: "d", SKU: "S", Quantity: 1}, time.Now())
+	_, err := apply(context.Background(), NewStore(rdb, StoreConfig{LockWait: 300 * time.Millisecond}), Delta{ID: "d", SKU: "S", Quantity: 1}, time.Now())
 	if err == nil || stream.IsPermanent(err) {
 		t.Fatalf("err %v, want a transient error", err)
 	}
@@ -156,5 +167,134 @@ func TestValidSKU(t *testing.T) {
 		if (ValidSKU(sku) == nil) != ok {
 			t.Errorf("ValidSKU(%q) = %v", sku, ValidSKU(sku))
 		}
+	}
+}
+
+// A batch of runs over several SKUs: each run applies in order, a delta
+// repeated within a run applies once, a restock sees the sale before it in
+// the same run, and two runs of one SKU apply as one, in the order given.
+func TestApplyRunsInOrderAcrossSKUs(t *testing.T) {
+	rdb := testenv.Redis(t)
+	ctx := context.Background()
+	s := NewStore(rdb, StoreConfig{Prefix: testenv.Namespace(t)})
+	now := time.UnixMilli(1700000000000).UTC()
+	outs, err := s.ApplyRuns(ctx, []Run{
+		{SKU: "A", Deltas: []Delta{{ID: "seed-A", SKU: "A", Quantity: 2}, {ID: "o1:1:sale", SKU: "A", Quantity: -2},
+			{ID: "o1:1:sale", SKU: "A", Quantity: -2}, {ID: "o1:1:restock", SKU: "A", Quantity: 2, Reverses: "o1:1:sale"}}},
+		{SKU: "B", Deltas: []Delta{{ID: "o2:1:sale", SKU: "B", Quantity: -1}}},
+		{SKU: "A", Deltas: []Delta{{ID: "o3:1:sale", SKU: "A", Quantity: -3}}},
+	}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type short struct {
+		status string
+		stock  int64
+		dup    bool
+	}
+	want := [][]short{
+		{{avro.MovementApplied, 2, false}, {avro.MovementApplied, 0, false}, {avro.MovementApplied, 0, true}, {avro.MovementApplied, 2, false}},
+		{{avro.MovementRefused, 0, false}},
+		{{avro.MovementRefused, 2, false}},
+	}
+	for i := range want {
+		if len(outs[i]) != len(want[i]) {
+			t.Fatalf("run %d: %d outcomes, want %d", i, len(outs[i]), len(want[i]))
+		}
+		for j, w := range want[i] {
+			if got := (short{outs[i][j].Status, outs[i][j].StockAfter, outs[i][j].Duplicate}); got != w {
+				t.Errorf("run %d delta %d: %+v, want %+v", i, j, got, w)
+			}
+		}
+	}
+	for sku, want := range map[string]int64{"A": 2, "B": 0} {
+		if v, _ := s.Stock(ctx, sku); v != want {
+			t.Errorf("stock of %s %d, want %d", sku, v, want)
+		}
+		if n, _ := rdb.Exists(ctx, KeysFor(s.cfg.Prefix, sku).Lock).Result(); n != 0 {
+			t.Errorf("the lock of %s is still held after its run", sku)
+		}
+	}
+}
+
+// The fencing case: a batch takes a SKU's lock, stalls past the
+// lock's TTL, and meanwhile another writer takes the lock and applies the
+// same delta. When the stalled batch's script finally runs it finds the
+// lock no longer holds its token and changes nothing: the delta is applied
+// once, and the two writers never interleave.
+func TestExpiredLockCannotDoubleApply(t *testing.T) {
+	rdb := testenv.Redis(t)
+	ctx := context.Background()
+	prefix := testenv.Namespace(t)
+	stalled := NewStore(rdb, StoreConfig{Prefix: prefix, LockTTL: 100 * time.Millisecond})
+	other := NewStore(rdb, StoreConfig{Prefix: prefix})
+	run := []Run{{SKU: "F", Deltas: []Delta{{ID: "seed", SKU: "F", Quantity: 5}, {ID: "o:1:sale", SKU: "F", Quantity: -1}}}}
+
+	tokens, err := stalled.lock(ctx, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the stall: longer than the lock's TTL
+	if _, err := other.ApplyRuns(ctx, run, time.Now()); err != nil {
+		t.Fatalf("the other writer could not take the expired lock: %v", err)
+	}
+	// The other writer now holds the lock anew while the stalled one resumes.
+	otherTokens, err := other.lock(ctx, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stalled.applyLocked(ctx, run, tokens, time.Now()); !errors.Is(err, ErrLockLost) {
+		t.Fatalf("the stalled batch applied with a lost lock: %v", err)
+	}
+	if v, _ := other.Stock(ctx, "F"); v != 4 {
+		t.Fatalf("stock %d, want 4: each delta once", v)
+	}
+	if l, _ := other.Ledger(ctx, "F"); len(l) != 2 {
+		t.Fatalf("ledger %v, want 2 entries", l)
+	}
+	if held, _ := rdb.Get(ctx, KeysFor(prefix, "F").Lock).Result(); held != otherTokens[0] {
+		t.Fatal("the stalled batch released a lock that was not its own")
+	}
+}
+
+// A SKU frozen by another holder (bsm/redislock, as an operator command
+// takes it) is waited for, then refused with ErrLockBusy, and nothing of the
+// batch is applied: the locks it took of other SKUs are given back.
+func TestBusyLockIsWaitedForThenRefused(t *testing.T) {
+	rdb := testenv.Redis(t)
+	ctx := context.Background()
+	prefix := testenv.Namespace(t)
+	frozen, err := redislock.New(rdb).Obtain(ctx, KeysFor(prefix, "Z").Lock, time.Minute, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStore(rdb, StoreConfig{Prefix: prefix, LockWait: 200 * time.Millisecond})
+	_, err = s.ApplyRuns(ctx, []Run{{SKU: "Y", Deltas: []Delta{{ID: "y", SKU: "Y", Quantity: 1}}},
+		{SKU: "Z", Deltas: []Delta{{ID: "z", SKU: "Z", Quantity: 1}}}}, time.Now())
+	if !errors.Is(err, ErrLockBusy) || stream.IsPermanent(err) {
+		t.Fatalf("err %v, want a transient ErrLockBusy", err)
+	}
+	if n, _ := rdb.Exists(ctx, KeysFor(prefix, "Y").Lock, KeysFor(prefix, "Y").Stock).Result(); n != 0 {
+		t.Fatal("a refused batch kept a lock or applied a delta")
+	}
+	if err := frozen.Release(ctx); err != nil {
+		t.Fatalf("the operator's lock was touched: %v", err)
+	}
+	if _, err := s.ApplyRuns(ctx, []Run{{SKU: "Z", Deltas: []Delta{{ID: "z", SKU: "Z", Quantity: 1}}}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// After Redis forgets its scripts (a restart), a batch loads apply.lua and
+// applies, once.
+func TestAppliesAfterScriptFlush(t *testing.T) {
+	rdb := testenv.Redis(t)
+	ctx := context.Background()
+	s := NewStore(rdb, StoreConfig{Prefix: testenv.Namespace(t)})
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := apply(ctx, s, Delta{ID: "d", SKU: "N", Quantity: 3}, time.Now()); err != nil || out.StockAfter != 3 {
+		t.Fatalf("%+v %v", out, err)
 	}
 }

@@ -20,7 +20,7 @@ import (
 
 // Applier is what the processor needs of a stock.Store.
 type Applier interface {
-	Apply(ctx context.Context, d stock.Delta, now time.Time) (stock.Outcome, error)
+	ApplyRuns(ctx context.Context, runs []stock.Run, now time.Time) ([][]stock.Outcome, error)
 }
 
 // Processor is the stream.Handler of the inventory stage.
@@ -46,10 +46,12 @@ func (p *Processor) Handle(ctx context.Context, rec *kgo.Record) ([]*kgo.Record,
 	if err := validate(&d); err != nil {
 		return nil, err
 	}
-	out, err := p.store.Apply(ctx, stock.Delta{ID: d.DeltaID, SKU: d.SKU, Quantity: d.Quantity, Reverses: d.Reverses}, p.now())
+	outs, err := p.store.ApplyRuns(ctx, []stock.Run{{SKU: d.SKU,
+		Deltas: []stock.Delta{{ID: d.DeltaID, SKU: d.SKU, Quantity: d.Quantity, Reverses: d.Reverses}}}}, p.now())
 	if err != nil {
 		return nil, err
 	}
+	out := outs[0][0]
 	m := avro.InventoryMovement{
 		MovementID: d.DeltaID, SKU: d.SKU, Kind: d.Kind, Status: out.Status, Quantity: d.Quantity,
 		StockAfter: out.StockAfter, Reason: out.Reason, OrderID: d.OrderID, OccurredAt: d.OccurredAt,

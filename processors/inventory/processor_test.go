@@ -72,6 +72,6 @@ func TestBadDeltasArePermanent(t *testing.T) {
 
 type failingApplier struct{}
 
-func (failingApplier) Apply(context.Context, stock.Delta, time.Time) (stock.Outcome, error) {
+func (failingApplier) ApplyRuns(context.Context, []stock.Run, time.Time) ([][]stock.Outcome, error) {
 	panic("a bad delta reached the store")
 }
