@@ -144,6 +144,9 @@ type Run struct {
 // were applied before the error are deduplicated when the batch is applied
 // again, and return the outcomes they had.
 func (s *Store) ApplyRuns(ctx context.Context, runs []Run, now time.Time) ([][]Outcome, error) {
+	if len(runs) == 0 {
+		return nil, nil
+	}
 	bySKU := map[string]int{}
 	var merged []Run
 	for _, r := range runs {

@@ -55,9 +55,9 @@ func (s *settings) setup(stderr io.Writer) error {
 	slog.SetDefault(s.log)
 	s.registry = prometheus.NewRegistry()
 	records := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "shopstream", Name: "records_total",
-		Help: "Records handled by the transactional stages, by topic and outcome (ok, transient, permanent)."}, []string{"topic", "outcome"})
-	seconds := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "shopstream", Name: "record_handle_seconds",
-		Help: "Time to handle one record, by topic.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"topic"})
+		Help: "Records handled by the transactional stages, by topic and outcome (ok, rejected, transient); a retried batch counts again."}, []string{"topic", "outcome"})
+	seconds := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "shopstream", Name: "batch_handle_seconds",
+		Help: "Time to handle one polled batch, by topic.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"topic"})
 	s.registry.MustRegister(records, seconds)
 	s.metrics = middleware.Metrics{Records: kitprometheus.NewCounter(records), Duration: kitprometheus.NewHistogram(seconds)}
 	return nil

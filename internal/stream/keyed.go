@@ -7,12 +7,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// forEachKey calls fn for every record of fetches: the records of one
-// partition and key in offset order, one at a time; different keys on up to
-// workers goroutines. After the first error no further record is started,
-// and that error is returned once the calls under way have finished: the
-// caller aborts the whole batch, so what else was done is handled again.
-func forEachKey(fetches kgo.Fetches, workers int, fn func(*kgo.Record) error) error {
+// runsOf groups fetches into runs: the records of one partition and key, in
+// offset order, the runs in the order their first record came.
+func runsOf(fetches kgo.Fetches) [][]*kgo.Record {
 	type key struct {
 		topic     string
 		partition int32
@@ -27,6 +24,19 @@ func forEachKey(fetches kgo.Fetches, workers int, fn func(*kgo.Record) error) er
 		}
 		groups[k] = append(groups[k], r)
 	})
+	runs := make([][]*kgo.Record, len(order))
+	for i, k := range order {
+		runs[i] = groups[k]
+	}
+	return runs
+}
+
+// forEachRecord calls fn for every record of runs: a run's records in
+// order, one at a time; different runs on up to workers goroutines. After
+// the first error no further record is started, and that error is returned
+// once the calls under way have finished: the caller aborts the whole batch,
+// so what else was done is handled again.
+func forEachRecord(runs [][]*kgo.Record, workers int, fn func(*kgo.Record) error) error {
 	work := make(chan []*kgo.Record)
 	var (
 		wg     sync.WaitGroup
@@ -34,7 +44,7 @@ func forEachKey(fetches kgo.Fetches, workers int, fn func(*kgo.Record) error) er
 		first  error
 		once   sync.Once
 	)
-	for range min(workers, len(order)) {
+	for range min(workers, len(runs)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -51,11 +61,11 @@ func forEachKey(fetches kgo.Fetches, workers int, fn func(*kgo.Record) error) er
 			}
 		}()
 	}
-	for _, k := range order {
+	for _, run := range runs {
 		if failed.Load() {
 			break
 		}
-		work <- groups[k]
+		work <- run
 	}
 	close(work)
 	wg.Wait()

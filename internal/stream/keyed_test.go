@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -25,7 +26,7 @@ func fetchesOf(recs ...*kgo.Record) kgo.Fetches {
 
 // Each key's records are handled in offset order and never two at once,
 // while different keys overlap.
-func TestForEachKeyKeepsPerKeyOrder(t *testing.T) {
+func TestForEachRecordKeepsPerKeyOrder(t *testing.T) {
 	var recs []*kgo.Record
 	for i := range 200 {
 		recs = append(recs, &kgo.Record{Topic: "t", Partition: int32(i % 2), Key: []byte(fmt.Sprint("k", i%10)), Offset: int64(i)})
@@ -34,7 +35,7 @@ func TestForEachKeyKeepsPerKeyOrder(t *testing.T) {
 	last := map[string]int64{}
 	busy := map[string]bool{}
 	inFlight, maxInFlight := 0, 0
-	err := forEachKey(fetchesOf(recs...), 4, func(r *kgo.Record) error {
+	err := forEachRecord(runsOf(fetchesOf(recs...)), 4, func(r *kgo.Record) error {
 		k := string(r.Key)
 		mu.Lock()
 		if busy[k] {
@@ -64,14 +65,14 @@ func TestForEachKeyKeepsPerKeyOrder(t *testing.T) {
 	}
 }
 
-func TestForEachKeyStopsAtTheFirstError(t *testing.T) {
+func TestForEachRecordStopsAtTheFirstError(t *testing.T) {
 	var recs []*kgo.Record
 	for i := range 50 {
 		recs = append(recs, &kgo.Record{Topic: "t", Key: []byte("same"), Offset: int64(i)})
 	}
 	boom := errors.New("boom")
 	calls := 0
-	err := forEachKey(fetchesOf(recs...), 4, func(r *kgo.Record) error {
+	err := forEachRecord(runsOf(fetchesOf(recs...)), 4, func(r *kgo.Record) error {
 		calls++
 		if r.Offset == 3 {
 			return boom
@@ -80,5 +81,38 @@ func TestForEachKeyStopsAtTheFirstError(t *testing.T) {
 	})
 	if !errors.Is(err, boom) || calls != 4 {
 		t.Fatalf("err %v after %d calls; want boom after 4", err, calls)
+	}
+}
+
+// PerRecord rejects a record whose error is permanent, keeps each run's
+// outputs in order, and fails the batch on a transient error.
+func TestPerRecord(t *testing.T) {
+	var recs []*kgo.Record
+	for i := range 30 {
+		recs = append(recs, &kgo.Record{Topic: "t", Key: []byte(fmt.Sprint("k", i%3)), Value: []byte(fmt.Sprint(i)), Offset: int64(i)})
+	}
+	h := HandlerFunc(func(_ context.Context, r *kgo.Record) ([]*kgo.Record, error) {
+		if string(r.Value) == "7" {
+			return nil, Permanentf("poison")
+		}
+		return []*kgo.Record{{Key: r.Key, Value: r.Value}}, nil
+	})
+	res, err := PerRecord(h, 3).HandleRuns(context.Background(), runsOf(fetchesOf(recs...)))
+	if err != nil || len(res.Outputs) != 29 || len(res.Rejected) != 1 || res.Rejected[0].Record.Offset != 7 {
+		t.Fatalf("%d outputs, rejected %v, err %v", len(res.Outputs), res.Rejected, err)
+	}
+	last := map[string]int{}
+	for _, o := range res.Outputs {
+		var v int
+		fmt.Sscan(string(o.Value), &v)
+		if prev, ok := last[string(o.Key)]; ok && v <= prev {
+			t.Fatalf("key %s: output %d after %d", o.Key, v, prev)
+		}
+		last[string(o.Key)] = v
+	}
+	boom := errors.New("redis went away")
+	failing := HandlerFunc(func(context.Context, *kgo.Record) ([]*kgo.Record, error) { return nil, boom })
+	if _, err := PerRecord(failing, 3).HandleRuns(context.Background(), runsOf(fetchesOf(recs...))); !errors.Is(err, boom) {
+		t.Fatalf("err %v, want the transient error", err)
 	}
 }

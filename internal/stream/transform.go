@@ -26,10 +26,10 @@ type Handler interface {
 	Handle(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, error)
 }
 
-// Middleware wraps a Handler; package middleware holds shopstream's.
+// Middleware wraps a RunHandler; package middleware holds shopstream's.
 // Dead-lettering is not middleware but the loop's own, so that no chain can
 // leave it out and let a poison record stall its partition.
-type Middleware func(Handler) Handler
+type Middleware func(RunHandler) RunHandler
 
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, error)
@@ -56,8 +56,9 @@ type TransformConfig struct {
 	// MaxPollRecords bounds one transaction. Default 500
 	// (DefaultMaxPollRecords).
 	MaxPollRecords int
-	// Concurrency is how many keys of a batch are handled at once; the
-	// records of one key are always handled in order. Keys are the unit of
+	// Concurrency is how many keys of a batch Transform handles at once
+	// (TransformRuns leaves that to its RunHandler); the records of one key
+	// are always handled in order. Keys are the unit of
 	// ordering everywhere in shopstream (order id, SKU), and handlers wait
 	// on Redis round trips that a server folds into one fsync when they
 	// come together. Default 16 (DefaultConcurrency).
@@ -118,9 +119,18 @@ func (c *TransformConfig) setDefaults() error {
 	return nil
 }
 
-// Transform consumes cfg.Input in cfg.Group and, for each polled batch, runs
-// h (inside cfg.Middleware) on every record and produces its outputs (and
-// dead letters) in one Kafka
+// Transform runs h, one record at a time, with TransformRuns: records of one
+// key in order, up to cfg.Concurrency keys at once.
+func Transform(ctx context.Context, cfg TransformConfig, h Handler) error {
+	if err := cfg.setDefaults(); err != nil {
+		return err
+	}
+	return TransformRuns(ctx, cfg, PerRecord(h, cfg.Concurrency))
+}
+
+// TransformRuns consumes cfg.Input in cfg.Group and hands each polled batch,
+// as runs of one key each, to h (inside cfg.Middleware) in one call, then
+// produces its outputs (and dead letters) in one Kafka
 // transaction together with the batch's offsets (GroupTransactSession). A
 // transient failure, or a rebalance, aborts the transaction; the session
 // rewinds to the committed offsets and the batch is handled again after a
@@ -129,7 +139,7 @@ func (c *TransformConfig) setDefaults() error {
 // started after a backoff, so an outage stalls the stage rather than ending
 // it. It returns nil when ctx is done, or an error for a configuration that
 // cannot work.
-func Transform(ctx context.Context, cfg TransformConfig, h Handler) error {
+func TransformRuns(ctx context.Context, cfg TransformConfig, h RunHandler) error {
 	if err := cfg.setDefaults(); err != nil {
 		return err
 	}
@@ -159,7 +169,7 @@ func Transform(ctx context.Context, cfg TransformConfig, h Handler) error {
 
 // transformSession runs the loop on one session until ctx is done (nil) or
 // the session fails.
-func transformSession(ctx context.Context, cfg TransformConfig, h Handler, sess *kgo.GroupTransactSession, log *slog.Logger) error {
+func transformSession(ctx context.Context, cfg TransformConfig, h RunHandler, sess *kgo.GroupTransactSession, log *slog.Logger) error {
 	failures := 0
 	for {
 		fetches := sess.PollRecords(ctx, cfg.MaxPollRecords)
@@ -176,21 +186,17 @@ func transformSession(ctx context.Context, cfg TransformConfig, h Handler, sess 
 			return fmt.Errorf("begin: %w", err)
 		}
 		promise := kgo.AbortingFirstErrPromise(sess.Client())
-		handleErr := forEachKey(fetches, cfg.Concurrency, func(rec *kgo.Record) error {
-			outs, err := h.Handle(ctx, rec)
-			switch {
-			case err == nil:
-				for _, out := range outs {
-					sess.Produce(ctx, out, promise.Promise())
-				}
-			case IsPermanent(err):
-				log.Warn("dead-lettering record", "partition", rec.Partition, "offset", rec.Offset, "err", err)
-				sess.Produce(ctx, DeadLetter(rec, cfg.DLQ, err, time.Now()), promise.Promise())
-			default:
-				return fmt.Errorf("partition %d offset %d: %w", rec.Partition, rec.Offset, err)
+		res, handleErr := h.HandleRuns(ctx, runsOf(fetches))
+		if handleErr == nil {
+			for _, out := range res.Outputs {
+				sess.Produce(ctx, out, promise.Promise())
 			}
-			return nil
-		})
+			now := time.Now()
+			for _, r := range res.Rejected {
+				log.Warn("dead-lettering record", "partition", r.Record.Partition, "offset", r.Record.Offset, "err", r.Err)
+				sess.Produce(ctx, DeadLetter(r.Record, cfg.DLQ, Permanent(r.Err), now), promise.Promise())
+			}
+		}
 		produceErr := promise.Err()
 		// End must finish even when ctx is cancelled mid-batch, or the
 		// transaction is left open until the broker times it out.

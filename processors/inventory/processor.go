@@ -23,7 +23,7 @@ type Applier interface {
 	ApplyRuns(ctx context.Context, runs []stock.Run, now time.Time) ([][]stock.Outcome, error)
 }
 
-// Processor is the stream.Handler of the inventory stage.
+// Processor is the stream.RunHandler of the inventory stage.
 type Processor struct {
 	store     Applier
 	codec     *avro.Registry
@@ -37,31 +37,58 @@ func NewProcessor(store Applier, movements string) *Processor {
 	return &Processor{store: store, codec: avro.Default(), movements: movements, now: time.Now}
 }
 
-// Handle applies one delta record and returns its movement record.
-func (p *Processor) Handle(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, error) {
-	var d avro.InventoryDelta
-	if err := p.codec.Unmarshal(rec.Value, &d); err != nil {
-		return nil, stream.Permanent(err)
+// HandleRuns applies a polled batch of delta records and returns one
+// movement record per delta, in the order of the deltas. The whole batch is
+// one stock.ApplyRuns: two Redis round trips however many SKUs it holds. A
+// record that is not a valid delta is rejected, for the loop to
+// dead-letter; a Redis failure fails the batch, which is applied again and
+// deduplicated by delta id.
+func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (stream.Result, error) {
+	var (
+		res    stream.Result
+		deltas []avro.InventoryDelta
+		apply  []stock.Run
+	)
+	for _, run := range runs {
+		for _, rec := range run {
+			var d avro.InventoryDelta
+			err := p.codec.Unmarshal(rec.Value, &d)
+			if err == nil {
+				err = validate(&d)
+			}
+			if err != nil {
+				res.Rejected = append(res.Rejected, stream.Rejection{Record: rec, Err: err})
+				continue
+			}
+			deltas = append(deltas, d)
+			// One run per delta: ApplyRuns joins the runs of a SKU, in this
+			// order, so a record keyed other than by its SKU still applies in
+			// its SKU's order.
+			apply = append(apply, stock.Run{SKU: d.SKU,
+				Deltas: []stock.Delta{{ID: d.DeltaID, SKU: d.SKU, Quantity: d.Quantity, Reverses: d.Reverses}}})
+		}
 	}
-	if err := validate(&d); err != nil {
-		return nil, err
+	if len(apply) == 0 {
+		return res, nil
 	}
-	outs, err := p.store.ApplyRuns(ctx, []stock.Run{{SKU: d.SKU,
-		Deltas: []stock.Delta{{ID: d.DeltaID, SKU: d.SKU, Quantity: d.Quantity, Reverses: d.Reverses}}}}, p.now())
+	outcomes, err := p.store.ApplyRuns(ctx, apply, p.now())
 	if err != nil {
-		return nil, err
+		return stream.Result{}, err
 	}
-	out := outs[0][0]
-	m := avro.InventoryMovement{
-		MovementID: d.DeltaID, SKU: d.SKU, Kind: d.Kind, Status: out.Status, Quantity: d.Quantity,
-		StockAfter: out.StockAfter, Reason: out.Reason, OrderID: d.OrderID, OccurredAt: d.OccurredAt,
-		AppliedAt: out.AppliedAt, CorrelationID: d.CorrelationID,
+	for i, d := range deltas {
+		out := outcomes[i][0]
+		m := avro.InventoryMovement{
+			MovementID: d.DeltaID, SKU: d.SKU, Kind: d.Kind, Status: out.Status, Quantity: d.Quantity,
+			StockAfter: out.StockAfter, Reason: out.Reason, OrderID: d.OrderID, OccurredAt: d.OccurredAt,
+			AppliedAt: out.AppliedAt, CorrelationID: d.CorrelationID,
+		}
+		r, err := envelope.Record(p.movements, &m, "")
+		if err != nil {
+			return stream.Result{}, stream.Permanent(err)
+		}
+		res.Outputs = append(res.Outputs, r)
 	}
-	r, err := envelope.Record(p.movements, &m, "")
-	if err != nil {
-		return nil, stream.Permanent(err)
-	}
-	return []*kgo.Record{r}, nil
+	return res, nil
 }
 
 func validate(d *avro.InventoryDelta) error {

@@ -22,24 +22,35 @@ func deltaRecord(t *testing.T, d avro.InventoryDelta) *kgo.Record {
 	return &kgo.Record{Topic: "inventory.deltas", Key: []byte(d.SKU), Value: v}
 }
 
+// handle hands rec to p as a batch of one, as the loop would.
+func handle(p *Processor, rec *kgo.Record) ([]*kgo.Record, error) {
+	res, err := p.HandleRuns(context.Background(), [][]*kgo.Record{{rec}})
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Rejected) > 0 {
+		return nil, stream.Permanent(res.Rejected[0].Err)
+	}
+	return res.Outputs, nil
+}
+
 func TestRedeliveryReemitsIdenticalMovement(t *testing.T) {
 	rdb := testenv.Redis(t)
 	p := NewProcessor(stock.NewStore(rdb, stock.StoreConfig{Prefix: testenv.Namespace(t)}), "inventory.movements")
 	clock := time.UnixMilli(1700000000000)
 	p.now = func() time.Time { clock = clock.Add(time.Second); return clock }
-	ctx := context.Background()
 
 	seed := deltaRecord(t, avro.InventoryDelta{DeltaID: "seed", SKU: "S", Kind: avro.DeltaAdjustment, Quantity: 1, OccurredAt: clock})
 	sale := deltaRecord(t, avro.InventoryDelta{DeltaID: "o:1:sale", SKU: "S", Kind: avro.DeltaSale, Quantity: -1,
 		OrderID: "o", OccurredAt: clock, CorrelationID: "c"})
-	if _, err := p.Handle(ctx, seed); err != nil {
+	if _, err := handle(p, seed); err != nil {
 		t.Fatal(err)
 	}
-	first, err := p.Handle(ctx, sale)
+	first, err := handle(p, sale)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := p.Handle(ctx, sale)
+	again, err := handle(p, sale)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +75,7 @@ func TestBadDeltasArePermanent(t *testing.T) {
 		"zero quantity": deltaRecord(t, avro.InventoryDelta{DeltaID: "d", SKU: "S", Kind: avro.DeltaSale}),
 		"unknown kind":  deltaRecord(t, avro.InventoryDelta{DeltaID: "d", SKU: "S", Kind: avro.DeltaUnknown, Quantity: 1}),
 	} {
-		if _, err := p.Handle(context.Background(), rec); !stream.IsPermanent(err) {
+		if _, err := handle(p, rec); !stream.IsPermanent(err) {
 			t.Errorf("%s: err %v, want permanent", name, err)
 		}
 	}
@@ -74,4 +85,52 @@ type failingApplier struct{}
 
 func (failingApplier) ApplyRuns(context.Context, []stock.Run, time.Time) ([][]stock.Outcome, error) {
 	panic("a bad delta reached the store")
+}
+
+// A batch of several SKUs, with a bad record and a redelivery in it, is one
+// apply: the good deltas land in order, one movement each, the bad one is
+// rejected, and the redelivered delta re-emits its first movement.
+func TestABatchIsOneApply(t *testing.T) {
+	rdb := testenv.Redis(t)
+	p := NewProcessor(stock.NewStore(rdb, stock.StoreConfig{Prefix: testenv.Namespace(t)}), "inventory.movements")
+	at := time.UnixMilli(1700000000000).UTC()
+	d := func(id, sku string, qty int64) *kgo.Record {
+		kind := avro.DeltaSale
+		if qty > 0 {
+			kind = avro.DeltaAdjustment
+		}
+		return deltaRecord(t, avro.InventoryDelta{DeltaID: id, SKU: sku, Kind: kind, Quantity: qty, OccurredAt: at})
+	}
+	bad := &kgo.Record{Value: []byte("junk")}
+	runs := [][]*kgo.Record{
+		{d("seed-A", "A", 2), d("o1:1:sale", "A", -1), d("o1:1:sale", "A", -1), d("o2:1:sale", "A", -5)},
+		{bad, d("o3:1:sale", "B", -1)},
+	}
+	res, err := p.HandleRuns(context.Background(), runs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rejected) != 1 || res.Rejected[0].Record != bad {
+		t.Fatalf("rejected %v, want the junk record", res.Rejected)
+	}
+	want := []struct {
+		id, status string
+		stock      int64
+	}{{"seed-A", avro.MovementApplied, 2}, {"o1:1:sale", avro.MovementApplied, 1}, {"o1:1:sale", avro.MovementApplied, 1},
+		{"o2:1:sale", avro.MovementRefused, 1}, {"o3:1:sale", avro.MovementRefused, 0}}
+	if len(res.Outputs) != len(want) {
+		t.Fatalf("%d movements, want %d", len(res.Outputs), len(want))
+	}
+	for i, w := range want {
+		var m avro.InventoryMovement
+		if err := avro.Default().Unmarshal(res.Outputs[i].Value, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.MovementID != w.id || m.Status != w.status || m.StockAfter != w.stock {
+			t.Errorf("movement %d: %s %s %d, want %+v", i, m.MovementID, m.Status, m.StockAfter, w)
+		}
+	}
+	if !bytes.Equal(res.Outputs[1].Value, res.Outputs[2].Value) {
+		t.Fatal("a delta repeated in a batch must re-emit its first movement")
+	}
 }

@@ -9,23 +9,33 @@ import (
 	"github.com/shopstream/shopstream/internal/stream"
 )
 
-// Logging logs a record that failed transiently with where it came from,
-// at warn, and a record handled well at debug. A permanent failure is left
-// to the loop, which logs it where it dead-letters it. It logs coordinates
-// and the error, never the record's value, which may hold what a customer
-// typed.
+// Logging logs a batch that failed, with how many records and where it
+// starts, at warn, and a batch handled well at debug. A rejected record is
+// left to the loop, which logs it where it dead-letters it. It logs
+// coordinates and the error, never a record's value, which may hold what a
+// customer typed.
 func Logging(log *slog.Logger) Middleware {
-	return func(next stream.Handler) stream.Handler {
-		return stream.HandlerFunc(func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, error) {
-			outs, err := next.Handle(ctx, rec)
-			attrs := []any{"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset}
-			switch {
-			case err == nil:
-				log.Debug("record handled", append(attrs, "outputs", len(outs))...)
-			case !stream.IsPermanent(err):
-				log.Warn("record failed; the batch will be retried", append(attrs, "class", stream.ClassTransient, "err", err)...)
+	return func(next stream.RunHandler) stream.RunHandler {
+		return stream.RunHandlerFunc(func(ctx context.Context, runs [][]*kgo.Record) (stream.Result, error) {
+			res, err := next.HandleRuns(ctx, runs)
+			attrs := []any{"runs", len(runs), "records", count(runs)}
+			if len(runs) > 0 {
+				attrs = append(attrs, "topic", runs[0][0].Topic)
 			}
-			return outs, err
+			if err != nil {
+				log.Warn("batch failed; it will be retried", append(attrs, "class", stream.Class(err), "err", err)...)
+			} else {
+				log.Debug("batch handled", append(attrs, "outputs", len(res.Outputs), "rejected", len(res.Rejected))...)
+			}
+			return res, err
 		})
 	}
+}
+
+func count(runs [][]*kgo.Record) int {
+	n := 0
+	for _, r := range runs {
+		n += len(r)
+	}
+	return n
 }

@@ -14,26 +14,36 @@ import (
 // that the backend (Prometheus, or an in-memory one in tests) is the
 // caller's choice.
 type Metrics struct {
-	// Records counts handled records by "topic" and "outcome" (ok,
-	// transient, permanent).
+	// Records counts handled records by "topic" and "outcome": ok,
+	// rejected, or the error class of a batch that failed. A batch that is
+	// retried is counted each time: these are handlings, not commits.
 	Records metrics.Counter
-	// Duration observes each handling's seconds by "topic".
+	// Duration observes each batch's handling, in seconds, by "topic".
 	Duration metrics.Histogram
 }
 
-// WithMetrics counts every record by outcome and times its handling.
+// WithMetrics counts every record by outcome and times each batch.
 func WithMetrics(m Metrics) Middleware {
-	return func(next stream.Handler) stream.Handler {
-		return stream.HandlerFunc(func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, error) {
-			start := time.Now()
-			outs, err := next.Handle(ctx, rec)
-			outcome := "ok"
-			if err != nil {
-				outcome = stream.Class(err)
+	return func(next stream.RunHandler) stream.RunHandler {
+		return stream.RunHandlerFunc(func(ctx context.Context, runs [][]*kgo.Record) (stream.Result, error) {
+			if len(runs) == 0 {
+				return next.HandleRuns(ctx, runs)
 			}
-			m.Records.With("topic", rec.Topic, "outcome", outcome).Add(1)
-			m.Duration.With("topic", rec.Topic).Observe(time.Since(start).Seconds())
-			return outs, err
+			topic := runs[0][0].Topic
+			start := time.Now()
+			res, err := next.HandleRuns(ctx, runs)
+			m.Duration.With("topic", topic).Observe(time.Since(start).Seconds())
+			n := float64(count(runs))
+			if err != nil {
+				m.Records.With("topic", topic, "outcome", stream.Class(err)).Add(n)
+				return res, err
+			}
+			rejected := float64(len(res.Rejected))
+			m.Records.With("topic", topic, "outcome", "ok").Add(n - rejected)
+			if rejected > 0 {
+				m.Records.With("topic", topic, "outcome", "rejected").Add(rejected)
+			}
+			return res, err
 		})
 	}
 }

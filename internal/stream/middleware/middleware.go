@@ -1,6 +1,8 @@
-// Package middleware holds what wraps a stream.Handler: in-place retry,
-// metrics and logging, one file each, each a plain function from Handler to
-// Handler that can be tested around a fake handler.
+// Package middleware holds what wraps a stream.RunHandler: in-place retry,
+// metrics and logging, one file each, each a plain function from handler to
+// handler that can be tested around a fake one. They wrap a whole batch,
+// so they cost nothing per record; a per-record Handler is a RunHandler
+// through stream.PerRecord.
 //
 // Order matters. Stack builds the order every transactional stage uses:
 //
@@ -25,7 +27,7 @@ type Middleware = stream.Middleware
 // chain returns the middleware that wraps a handler in ms, the first
 // outermost.
 func chain(ms ...Middleware) Middleware {
-	return func(h stream.Handler) stream.Handler {
+	return func(h stream.RunHandler) stream.RunHandler {
 		for i := len(ms) - 1; i >= 0; i-- {
 			h = ms[i](h)
 		}

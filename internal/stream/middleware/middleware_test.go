@@ -17,24 +17,26 @@ import (
 )
 
 var (
-	errBlip   = errors.New("redis: connection reset")
-	errPoison = stream.Permanentf("not an order event")
-	rec       = &kgo.Record{Topic: "orders", Partition: 2, Offset: 41, Key: []byte("o-1"), Value: []byte("v")}
-	out       = &kgo.Record{Topic: "inventory.deltas", Value: []byte("delta")}
+	errBlip = errors.New("redis: connection reset")
+	rec     = &kgo.Record{Topic: "orders", Partition: 2, Offset: 41, Key: []byte("o-1"), Value: []byte("jane@example.com")}
+	poison  = &kgo.Record{Topic: "orders", Partition: 2, Offset: 42, Key: []byte("o-2"), Value: []byte("junk")}
+	runs    = [][]*kgo.Record{{rec}, {poison}}
+	out     = &kgo.Record{Topic: "inventory.deltas", Value: []byte("delta")}
 )
 
-// fake fails with errs in turn, then succeeds with out.
+// fake fails with errs in turn, then succeeds: one output, and the poison
+// record rejected.
 type fake struct {
 	errs  []error
 	calls int
 }
 
-func (f *fake) Handle(context.Context, *kgo.Record) ([]*kgo.Record, error) {
+func (f *fake) HandleRuns(context.Context, [][]*kgo.Record) (stream.Result, error) {
 	f.calls++
 	if f.calls <= len(f.errs) {
-		return nil, f.errs[f.calls-1]
+		return stream.Result{}, f.errs[f.calls-1]
 	}
-	return []*kgo.Record{out}, nil
+	return stream.Result{Outputs: []*kgo.Record{out}, Rejected: []stream.Rejection{{Record: poison, Err: errors.New("not an order")}}}, nil
 }
 
 func TestRetry(t *testing.T) {
@@ -48,16 +50,18 @@ func TestRetry(t *testing.T) {
 	}{
 		{"a blip is retried in place", []error{errBlip, errBlip}, 0, nil, 3},
 		{"the last transient error is returned", []error{errBlip, errBlip, errBlip}, 0, errBlip, 3},
-		{"a permanent error is not retried", []error{errPoison}, 0, errPoison, 1},
 		{"retrying stops after MaxElapsed", []error{errBlip, errBlip}, time.Nanosecond, errBlip, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &fake{errs: tt.errs}
 			cfg := fast
 			cfg.MaxElapsed = tt.maxElapsed
-			_, err := Retry(cfg)(f).Handle(context.Background(), rec)
+			res, err := Retry(cfg)(f).HandleRuns(context.Background(), runs)
 			if !errors.Is(err, tt.wantErr) || f.calls != tt.wantCalls {
 				t.Fatalf("err %v after %d calls, want %v after %d", err, f.calls, tt.wantErr, tt.wantCalls)
+			}
+			if err == nil && (len(res.Outputs) != 1 || len(res.Rejected) != 1) {
+				t.Fatalf("result %+v, want the last attempt's", res)
 			}
 		})
 	}
@@ -68,25 +72,17 @@ func TestRetry(t *testing.T) {
 	}
 }
 
-func TestLoggingNamesTheRecordNotItsValue(t *testing.T) {
+func TestLoggingNamesTheBatchNotItsValues(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	secret := &kgo.Record{Topic: "orders", Partition: 1, Offset: 7, Value: []byte("jane@example.com")}
-	for _, err := range []error{nil, errBlip, errPoison} {
-		f := &fake{}
-		if err != nil {
-			f.errs = []error{err}
-		}
-		_, _ = Logging(log)(f).Handle(context.Background(), secret)
+	for _, errs := range [][]error{nil, {errBlip}} {
+		_, _ = Logging(log)(&fake{errs: errs}).HandleRuns(context.Background(), runs)
 	}
 	logs := buf.String()
-	for _, want := range []string{`"level":"DEBUG"`, `"class":"transient"`, `"offset":7`} {
+	for _, want := range []string{`"level":"DEBUG"`, `"rejected":1`, `"class":"transient"`, `"records":2`, `"topic":"orders"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %s:\n%s", want, logs)
 		}
-	}
-	if strings.Contains(logs, "permanent") {
-		t.Errorf("a permanent failure is the loop's to log where it dead-letters it:\n%s", logs)
 	}
 	if strings.Contains(logs, "jane@example.com") {
 		t.Fatal("a record's value reached the log")
@@ -99,6 +95,8 @@ type counter struct {
 	by  map[string]float64
 	lvs []string
 }
+
+func newCounter() counter { return counter{mu: &sync.Mutex{}, by: map[string]float64{}} }
 
 func (c counter) With(lvs ...string) metrics.Counter {
 	return counter{c.mu, c.by, append(append([]string{}, c.lvs...), lvs...)}
@@ -117,47 +115,35 @@ func (h histogram) With(lvs ...string) metrics.Histogram {
 }
 func (h histogram) Observe(float64) { h.Add(1) }
 
-func TestWithMetricsCountsByOutcome(t *testing.T) {
-	mu := &sync.Mutex{}
-	records := counter{mu: mu, by: map[string]float64{}}
-	observed := histogram{counter{mu: mu, by: map[string]float64{}}}
-	m := WithMetrics(Metrics{Records: records, Duration: observed})
-	for _, err := range []error{nil, nil, errBlip, errPoison} {
-		f := &fake{}
-		if err != nil {
-			f.errs = []error{err}
-		}
-		_, _ = m(f).Handle(context.Background(), rec)
+func TestWithMetricsCountsRecordsByOutcome(t *testing.T) {
+	records, batches := newCounter(), histogram{newCounter()}
+	m := WithMetrics(Metrics{Records: records, Duration: batches})
+	for _, errs := range [][]error{nil, nil, {errBlip}} {
+		_, _ = m(&fake{errs: errs}).HandleRuns(context.Background(), runs)
 	}
-	want := map[string]float64{"topic,orders,outcome,ok": 2, "topic,orders,outcome,transient": 1, "topic,orders,outcome,permanent": 1}
+	want := map[string]float64{"topic,orders,outcome,ok": 2, "topic,orders,outcome,rejected": 2, "topic,orders,outcome,transient": 2}
 	for k, v := range want {
 		if records.by[k] != v {
 			t.Errorf("%s = %v, want %v (all: %v)", k, records.by[k], v, records.by)
 		}
 	}
-	if observed.by["topic,orders"] != 4 {
-		t.Fatalf("durations observed %v, want 4", observed.by)
+	if batches.by["topic,orders"] != 3 {
+		t.Fatalf("batches observed %v, want 3", batches.by)
 	}
 }
 
-// Stack retries a blip before anything counts it, and passes a poison
-// record's error on at once, for the loop to dead-letter.
+// Stack retries a blip before anything counts it as a failure.
 func TestStack(t *testing.T) {
-	mu := &sync.Mutex{}
-	records := counter{mu: mu, by: map[string]float64{}}
-	m := Metrics{Records: records, Duration: histogram{counter{mu: mu, by: map[string]float64{}}}}
+	records := newCounter()
+	m := Metrics{Records: records, Duration: histogram{newCounter()}}
 	log := slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))
 	fast := RetryConfig{Backoff: stream.Backoff{Min: time.Microsecond, Max: time.Microsecond}}
-	poison := &fake{errs: []error{errPoison}}
-	if _, err := Stack(log, m, fast)(poison).Handle(context.Background(), rec); !errors.Is(err, errPoison) || poison.calls != 1 {
-		t.Fatalf("poison: %v after %d calls", err, poison.calls)
-	}
 	blip := &fake{errs: []error{errBlip}}
-	outs, err := Stack(log, m, fast)(blip).Handle(context.Background(), rec)
-	if err != nil || len(outs) != 1 || outs[0] != out || blip.calls != 2 {
-		t.Fatalf("blip: %v %v after %d calls", outs, err, blip.calls)
+	res, err := Stack(log, m, fast)(blip).HandleRuns(context.Background(), runs)
+	if err != nil || len(res.Outputs) != 1 || blip.calls != 2 {
+		t.Fatalf("blip: %+v %v after %d calls", res, err, blip.calls)
 	}
-	if records.by["topic,orders,outcome,ok"] != 1 || records.by["topic,orders,outcome,permanent"] != 1 || records.by["topic,orders,outcome,transient"] != 0 {
+	if records.by["topic,orders,outcome,ok"] != 1 || records.by["topic,orders,outcome,transient"] != 0 {
 		t.Fatalf("counted %v; a blip retried in place is not a failure", records.by)
 	}
 }

@@ -1,0 +1,308 @@
+// Command stages measures one stage of the pipeline alone, on the real
+// stack: it fills the stage's input topic in a namespace of its own, runs
+// the stage in this process, and times it from its start until every
+// output is committed. It then checks the effect was exactly once and
+// prints one line a script can read, e.g.
+//
+//	inventory uniform: 41234 deltas/s (100000 deltas, 10000 SKUs, 2.43s); 0.008 Redis round trips and 0.98 lock acquisitions per delta
+//
+// `make bench` runs it; it needs `make up`. Traffic goes to loopback only,
+// and every loop is bounded by -n.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-kit/kit/metrics/discard"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopstream/shopstream/internal/stream"
+	"github.com/shopstream/shopstream/internal/stream/middleware"
+	"github.com/shopstream/shopstream/processors/inventory"
+	"github.com/shopstream/shopstream/processors/orders"
+	"github.com/shopstream/shopstream/schemas/avro"
+	"github.com/shopstream/shopstream/schemas/envelope"
+	"github.com/shopstream/shopstream/stock"
+	"github.com/shopstream/shopstream/topology"
+)
+
+func main() {
+	var (
+		stage = flag.String("stage", "inventory", "inventory or orders")
+		n     = flag.Int("n", 100000, "records to fill the input topic with")
+		skus  = flag.Int("skus", 10000, "distinct SKUs")
+		dist  = flag.String("dist", "uniform", "how SKUs are drawn: uniform, zipf (s=1.1) or hot (one SKU takes half)")
+	)
+	flag.Parse()
+	if err := run(*stage, *n, *skus, *dist); err != nil {
+		fmt.Fprintln(os.Stderr, "stages:", err)
+		os.Exit(1)
+	}
+}
+
+func env(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func run(stage string, n, skus int, dist string) error {
+	draw, err := drawer(dist, skus)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	brokers := strings.Split(env("SHOPSTREAM_KAFKA_BROKERS", "127.0.0.1:9092"), ",")
+	prefix := fmt.Sprintf("bench_%s_%d_", stage, time.Now().UnixNano()%1e9)
+	names := topology.NamesFor(prefix)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	client := stream.ClientConfig{Brokers: brokers, ClientID: "shopstream-bench", Logger: log}
+
+	adm, err := kgo.NewClient(client.Options()...)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	plan, err := topology.Plan(ctx, kadm.NewClient(adm), topology.Topics(topology.Options{Prefix: prefix, ReplicationFactor: 1}))
+	if err == nil {
+		err = topology.Apply(ctx, kadm.NewClient(adm), plan)
+	}
+	if err != nil {
+		return fmt.Errorf("topics: %w", err)
+	}
+	defer func() {
+		_, _ = kadm.NewClient(adm).DeleteTopics(context.Background(), topicsOf(prefix)...)
+	}()
+
+	input, output := names.Deltas, names.Movements
+	if stage == "orders" {
+		input, output = names.Orders, names.Deltas
+	}
+	if err := fill(ctx, client, stage, input, n, draw); err != nil {
+		return fmt.Errorf("fill %s: %w", input, err)
+	}
+
+	rdb := redis.NewClient(&redis.Options{Addr: env("SHOPSTREAM_REDIS_ADDR", "127.0.0.1:6379"), PoolSize: 64})
+	defer rdb.Close()
+	trips := &tripCounter{}
+	rdb.AddHook(trips)
+	before, err := commandCalls(ctx, rdb)
+	if err != nil {
+		return err
+	}
+
+	cfg := stream.TransformConfig{Client: client, Group: prefix + "bench", Input: input, DLQ: topology.DLQ(input),
+		TransactionalID: prefix + "bench", Middleware: middleware.Stack(log, noMetrics(), middleware.RetryConfig{})}
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		switch stage {
+		case "orders":
+			done <- orders.Run(sctx, orders.Config{Stream: cfg, Deltas: names.Deltas, Redis: rdb, Prefix: prefix})
+		default:
+			done <- inventory.Run(sctx, inventory.Config{Stream: cfg, Movements: names.Movements, Redis: rdb,
+				Stock: stock.StoreConfig{Prefix: prefix}})
+		}
+	}()
+	got, err := await(ctx, brokers, output, n, done)
+	elapsed := time.Since(start)
+	stop()
+	<-done
+	if err != nil {
+		return err
+	}
+	after, err := commandCalls(ctx, rdb)
+	if err != nil {
+		return err
+	}
+
+	perDelta := func(v float64) string { return strconv.FormatFloat(v/float64(n), 'f', 3, 64) }
+	switch stage {
+	case "orders":
+		fmt.Printf("orders %s: %.0f orders/s (%d orders, %d deltas, %.2fs); %s Redis round trips per order\n",
+			dist, float64(n)/elapsed.Seconds(), n, got, elapsed.Seconds(), perDelta(float64(trips.trips.Load())))
+	default:
+		if err := exactlyOnce(ctx, stock.NewStore(rdb, stock.StoreConfig{Prefix: prefix}), skus, n); err != nil {
+			return err
+		}
+		fmt.Printf("inventory %s: %.0f deltas/s (%d deltas, %d SKUs, %.2fs); %s Redis round trips, %s lock acquisitions and %s script calls per delta\n",
+			dist, float64(n)/elapsed.Seconds(), n, skus, elapsed.Seconds(), perDelta(float64(trips.trips.Load())),
+			perDelta(after["set"]-before["set"]), perDelta(after["evalsha"]-before["evalsha"]))
+	}
+	return nil
+}
+
+// drawer returns how a SKU is drawn for each record.
+func drawer(dist string, skus int) (func(*rand.Rand) int, error) {
+	switch dist {
+	case "uniform":
+		return func(r *rand.Rand) int { return r.IntN(skus) }, nil
+	case "zipf":
+		var z *rand.Zipf
+		return func(r *rand.Rand) int {
+			if z == nil {
+				z = rand.NewZipf(r, 1.1, 1, uint64(skus-1))
+			}
+			return int(z.Uint64())
+		}, nil
+	case "hot":
+		return func(r *rand.Rand) int {
+			if r.IntN(2) == 0 {
+				return 0
+			}
+			return 1 + r.IntN(skus-1)
+		}, nil
+	}
+	return nil, fmt.Errorf("-dist %q: uniform, zipf or hot", dist)
+}
+
+// fill produces n records to topic: for the inventory stage, deltas that
+// each add one unit to a SKU (so the stock of every SKU is the count of its
+// deltas: exactly once is checkable); for the orders stage, paid orders of
+// one line.
+func fill(ctx context.Context, client stream.ClientConfig, stage, topic string, n int, draw func(*rand.Rand) int) error {
+	cl, err := client.Producer(30 * time.Second)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	r := rand.New(rand.NewPCG(1, 2))
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	var failed atomic.Value
+	for i := range n {
+		sku := "SKU-" + strconv.Itoa(draw(r))
+		var v any
+		if stage == "orders" {
+			v = &avro.OrderEvent{EventID: "e-" + strconv.Itoa(i), Provider: "bench", Type: avro.OrderPaid, OrderID: "o-" + strconv.Itoa(i),
+				Version: 1, OccurredAt: at, ReceivedAt: at, Lines: []avro.LineItem{{LineID: "1", SKU: sku, Quantity: 1}}}
+		} else {
+			v = &avro.InventoryDelta{DeltaID: "d-" + strconv.Itoa(i), SKU: sku, Kind: avro.DeltaAdjustment, Quantity: 1, OccurredAt: at}
+		}
+		rec, err := envelope.Record(topic, v, "")
+		if err != nil {
+			return err
+		}
+		cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.Store(err)
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return err
+	}
+	if err, _ := failed.Load().(error); err != nil {
+		return err
+	}
+	return nil
+}
+
+// await reads topic (committed records only) until want records came,
+// which is when the stage has committed every output.
+func await(ctx context.Context, brokers []string, topic string, want int, stopped <-chan error) (int, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	deadline := time.Now().Add(10 * time.Minute)
+	got := 0
+	for got < want {
+		select {
+		case err := <-stopped:
+			return got, fmt.Errorf("the stage stopped after %d of %d outputs: %v", got, want, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return got, fmt.Errorf("%d of %d outputs after 10 minutes", got, want)
+		}
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		got += cl.PollFetches(pctx).NumRecords()
+		cancel()
+	}
+	return got, nil
+}
+
+// exactlyOnce checks that the stocks add up to n: every delta added one
+// unit, once.
+func exactlyOnce(ctx context.Context, s *stock.Store, skus, n int) error {
+	var sum int64
+	for i := range skus {
+		v, err := s.Stock(ctx, "SKU-"+strconv.Itoa(i))
+		if err != nil {
+			return err
+		}
+		sum += v
+	}
+	if sum != int64(n) {
+		return fmt.Errorf("stocks add up to %d, want %d: not exactly once", sum, n)
+	}
+	return nil
+}
+
+// tripCounter counts round trips to Redis: a command or a pipeline each.
+type tripCounter struct{ trips atomic.Int64 }
+
+func (t *tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (t *tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		t.trips.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (t *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		t.trips.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+// commandCalls returns the server's calls per command so far.
+func commandCalls(ctx context.Context, rdb *redis.Client) (map[string]float64, error) {
+	info, err := rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+			continue
+		}
+		for _, kv := range strings.Split(rest, ",") {
+			if v, ok := strings.CutPrefix(kv, "calls="); ok {
+				out[strings.TrimPrefix(name, "cmdstat_")], _ = strconv.ParseFloat(v, 64)
+			}
+		}
+	}
+	return out, nil
+}
+
+func topicsOf(prefix string) []string {
+	var out []string
+	for _, t := range topology.Topics(topology.Options{Prefix: prefix, ReplicationFactor: 1}) {
+		out = append(out, t.Name)
+	}
+	return out
+}
+
+// noMetrics records nothing: the benchmark times the stage, not a backend.
+func noMetrics() middleware.Metrics {
+	return middleware.Metrics{Records: discard.NewCounter(), Duration: discard.NewHistogram()}
+}

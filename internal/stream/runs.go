@@ -1,0 +1,72 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// RunHandler handles a polled batch in one call, as runs: each run is the
+// records of one partition and key, in offset order. Keys are the unit of
+// ordering everywhere in shopstream (order id, SKU), so a handler may treat
+// the runs in any order or all at once (one pipelined Redis round trip for
+// the batch) as long as it keeps each run's order.
+//
+// A nil error means the outputs are produced, the rejected records go to
+// the DLQ, and the batch's offsets commit, all in one transaction. An error
+// aborts the batch, which is handled again: HandleRuns may see the same
+// records again (after a retry, a rebalance, a crash or a replay), so its
+// effects must be idempotent and its outputs the same each time.
+type RunHandler interface {
+	HandleRuns(ctx context.Context, runs [][]*kgo.Record) (Result, error)
+}
+
+// Result is what a batch produced.
+type Result struct {
+	Outputs []*kgo.Record
+	// Rejected are records that can never be handled: the loop
+	// dead-letters them with their reasons.
+	Rejected []Rejection
+}
+
+// RunHandlerFunc adapts a function to RunHandler.
+type RunHandlerFunc func(ctx context.Context, runs [][]*kgo.Record) (Result, error)
+
+// HandleRuns calls f.
+func (f RunHandlerFunc) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (Result, error) {
+	return f(ctx, runs)
+}
+
+// PerRecord adapts a Handler of one record at a time to a RunHandler: the
+// records of a run in order, one at a time, different runs on up to workers
+// goroutines, because a handler that waits on Redis per record is fastest
+// when several wait at once. A Permanent error rejects its record; any other
+// error fails the batch.
+func PerRecord(h Handler, workers int) RunHandler {
+	return RunHandlerFunc(func(ctx context.Context, runs [][]*kgo.Record) (Result, error) {
+		var (
+			mu  sync.Mutex
+			res Result
+		)
+		err := forEachRecord(runs, workers, func(rec *kgo.Record) error {
+			outs, err := h.Handle(ctx, rec)
+			if err != nil && !IsPermanent(err) {
+				return fmt.Errorf("partition %d offset %d: %w", rec.Partition, rec.Offset, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				res.Rejected = append(res.Rejected, Rejection{Record: rec, Err: err})
+				return nil
+			}
+			res.Outputs = append(res.Outputs, outs...)
+			return nil
+		})
+		if err != nil {
+			return Result{}, err
+		}
+		return res, nil
+	})
+}
