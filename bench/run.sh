@@ -21,6 +21,14 @@ echo; echo "## redis-benchmark: the server's own floor for the writes an apply m
 redis-benchmark -h 127.0.0.1 -p "$redis_port" -q -n 20000 -c 1 -t set,incr | tr "\r" "\n" | grep "per second" | sed "s/^ */1 client:   /"
 redis-benchmark -h 127.0.0.1 -p "$redis_port" -q -n 50000 -c 32 -t set,incr | tr "\r" "\n" | grep "per second" | sed "s/^ */32 clients: /"
 
+echo; echo "## the inventory stage alone, from a filled deltas topic, exactly once (bench/stages); its Redis floor in the same run"
+redis-benchmark -h 127.0.0.1 -p "$redis_port" -q -n 50000 -c 32 EVAL "return redis.call('INCR', KEYS[1])" 1 "bench:{eval}" | tr "\r" "\n" | grep "per second" | sed "s/^ */redis-benchmark EVAL of one INCR, 32 clients: /"
+redis-benchmark -h 127.0.0.1 -p "$redis_port" -q -n 50000 -c 32 -t incr | tr "\r" "\n" | grep "per second" | sed "s/^ */redis-benchmark INCR, 32 clients: /"
+go build -o bin/stages ./bench/stages
+for dist in uniform zipf hot; do
+  bin/stages -stage inventory -dist "$dist" -n "${BENCH_DELTAS:-100000}" 2>/dev/null
+done
+
 export SHOPSTREAM_WEBHOOK_SECRET="whsec_$(head -c 24 /dev/urandom | base64)"
 echo; echo "## ingest over loopback: bare handler (baseline), then shopstream ingest with Kafka acks=all"
 bin/shopstream loadgen -bare -n "$N" -c "$C"

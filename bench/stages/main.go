@@ -17,8 +17,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,9 +45,23 @@ func main() {
 		n     = flag.Int("n", 100000, "records to fill the input topic with")
 		skus  = flag.Int("skus", 10000, "distinct SKUs")
 		dist  = flag.String("dist", "uniform", "how SKUs are drawn: uniform, zipf (s=1.1) or hot (one SKU takes half)")
+		batch = flag.Int("batch", 0, "records in one transaction of the stage; 0: the stage's default")
+		prof  = flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	)
 	flag.Parse()
-	if err := run(*stage, *n, *skus, *dist); err != nil {
+	if *prof != "" {
+		f, err := os.Create(*prof)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "stages:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(*stage, *n, *skus, *dist, *batch); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "stages:", err)
 		os.Exit(1)
 	}
@@ -58,7 +74,13 @@ func env(k, def string) string {
 	return def
 }
 
-func run(stage string, n, skus int, dist string) error {
+func run(stage string, n, skus int, dist string, batch int) error {
+	if batch == 0 {
+		batch = stream.DefaultMaxPollRecords
+		if stage == "inventory" {
+			batch = inventory.DefaultMaxPollRecords
+		}
+	}
 	draw, err := drawer(dist, skus)
 	if err != nil {
 		return err
@@ -96,15 +118,21 @@ func run(stage string, n, skus int, dist string) error {
 
 	rdb := redis.NewClient(&redis.Options{Addr: env("SHOPSTREAM_REDIS_ADDR", "127.0.0.1:6379"), PoolSize: 64})
 	defer rdb.Close()
-	trips := &tripCounter{}
-	rdb.AddHook(trips)
-	before, err := commandCalls(ctx, rdb)
-	if err != nil {
-		return err
-	}
+	counter := &tripCounter{byName: map[string]int64{}}
+	rdb.AddHook(counter)
 
 	cfg := stream.TransformConfig{Client: client, Group: prefix + "bench", Input: input, DLQ: topology.DLQ(input),
-		TransactionalID: prefix + "bench", Middleware: middleware.Stack(log, noMetrics(), middleware.RetryConfig{})}
+		TransactionalID: prefix + "bench", MaxPollRecords: batch}
+	var handling atomic.Int64
+	stack := middleware.Stack(log, noMetrics(), middleware.RetryConfig{})
+	cfg.Middleware = func(h stream.RunHandler) stream.RunHandler {
+		h = stack(h)
+		return stream.RunHandlerFunc(func(ctx context.Context, runs [][]*kgo.Record) (stream.Result, error) {
+			t := time.Now()
+			defer func() { handling.Add(int64(time.Since(t))) }()
+			return h.HandleRuns(ctx, runs)
+		})
+	}
 	sctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	start := time.Now()
@@ -124,23 +152,21 @@ func run(stage string, n, skus int, dist string) error {
 	if err != nil {
 		return err
 	}
-	after, err := commandCalls(ctx, rdb)
-	if err != nil {
-		return err
-	}
 
-	perDelta := func(v float64) string { return strconv.FormatFloat(v/float64(n), 'f', 3, 64) }
+	fmt.Fprintf(os.Stderr, "stages: the handler took %v of the stage's %v; the rest is the loop (poll, produce, commit)\n",
+		time.Duration(handling.Load()).Round(time.Millisecond), elapsed.Round(time.Millisecond))
+	trips, sets, scripts := counter.trips.Load(), counter.calls("set"), counter.calls("evalsha")
+	perDelta := func(v int64) string { return strconv.FormatFloat(float64(v)/float64(n), 'f', 3, 64) }
 	switch stage {
 	case "orders":
-		fmt.Printf("orders %s: %.0f orders/s (%d orders, %d deltas, %.2fs); %s Redis round trips per order\n",
-			dist, float64(n)/elapsed.Seconds(), n, got, elapsed.Seconds(), perDelta(float64(trips.trips.Load())))
+		fmt.Printf("orders %s: %.0f orders/s (%d orders, %d deltas, %.2fs, %d a batch); %s Redis round trips per order\n",
+			dist, float64(n)/elapsed.Seconds(), n, got, elapsed.Seconds(), batch, perDelta(trips))
 	default:
 		if err := exactlyOnce(ctx, stock.NewStore(rdb, stock.StoreConfig{Prefix: prefix}), skus, n); err != nil {
 			return err
 		}
-		fmt.Printf("inventory %s: %.0f deltas/s (%d deltas, %d SKUs, %.2fs); %s Redis round trips, %s lock acquisitions and %s script calls per delta\n",
-			dist, float64(n)/elapsed.Seconds(), n, skus, elapsed.Seconds(), perDelta(float64(trips.trips.Load())),
-			perDelta(after["set"]-before["set"]), perDelta(after["evalsha"]-before["evalsha"]))
+		fmt.Printf("inventory %s: %.0f deltas/s (%d deltas, %d SKUs, %.2fs, %d a batch); %s Redis round trips, %s lock acquisitions and %s script calls per delta\n",
+			dist, float64(n)/elapsed.Seconds(), n, skus, elapsed.Seconds(), batch, perDelta(trips), perDelta(sets), perDelta(scripts))
 	}
 	return nil
 }
@@ -254,44 +280,43 @@ func exactlyOnce(ctx context.Context, s *stock.Store, skus, n int) error {
 	return nil
 }
 
-// tripCounter counts round trips to Redis: a command or a pipeline each.
-type tripCounter struct{ trips atomic.Int64 }
+// tripCounter counts round trips to Redis (a command or a pipeline each)
+// and the commands sent, by name.
+type tripCounter struct {
+	trips  atomic.Int64
+	mu     sync.Mutex
+	byName map[string]int64
+}
+
+func (t *tripCounter) count(cmds ...redis.Cmder) {
+	t.trips.Add(1)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, c := range cmds {
+		t.byName[c.Name()]++
+	}
+}
+
+func (t *tripCounter) calls(name string) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.byName[name]
+}
 
 func (t *tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (t *tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		t.trips.Add(1)
+		t.count(cmd)
 		return next(ctx, cmd)
 	}
 }
 
 func (t *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		t.trips.Add(1)
+		t.count(cmds...)
 		return next(ctx, cmds)
 	}
-}
-
-// commandCalls returns the server's calls per command so far.
-func commandCalls(ctx context.Context, rdb *redis.Client) (map[string]float64, error) {
-	info, err := rdb.Info(ctx, "commandstats").Result()
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]float64{}
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok || !strings.HasPrefix(name, "cmdstat_") {
-			continue
-		}
-		for _, kv := range strings.Split(rest, ",") {
-			if v, ok := strings.CutPrefix(kv, "calls="); ok {
-				out[strings.TrimPrefix(name, "cmdstat_")], _ = strconv.ParseFloat(v, 64)
-			}
-		}
-	}
-	return out, nil
 }
 
 func topicsOf(prefix string) []string {

@@ -99,7 +99,8 @@ func TestCommandsRegisterOnlyTheirSettings(t *testing.T) {
 		{[]string{"migrate"}, []string{"clickhouse", "clickhouse-db"}, []string{"webhook-secret", "partitions", "listen"}},
 		{[]string{"ingest"}, []string{"listen", "standardwebhooks-secret", "webhook-secret", "max-body-bytes"}, []string{"clickhouse", "partitions"}},
 		{[]string{"sink"}, []string{"clickhouse", "sink-max-records"}, []string{"listen", "webhook-secret"}},
-		{[]string{"process", "orders"}, []string{"orders-concurrency"}, []string{"inventory-concurrency", "clickhouse", "listen"}},
+		{[]string{"process", "orders"}, []string{"orders-concurrency"}, []string{"inventory-max-poll-records", "clickhouse", "listen"}},
+		{[]string{"process", "inventory"}, []string{"inventory-max-poll-records"}, []string{"inventory-concurrency", "orders-concurrency"}},
 		{[]string{"topics", "apply"}, []string{"partitions", "replication"}, []string{"clickhouse", "listen"}},
 	} {
 		defaults := flagDefaults(t, tt.cmd...)
@@ -128,7 +129,8 @@ func TestFlagDefaultsAreThePackagesDefaults(t *testing.T) {
 		{fs["clickhouse-db"], chsink.DefaultDB},
 		{fs["sink-max-records"], "5000"},
 		{fs["orders-max-poll-records"], "500"},
-		{fs["inventory-concurrency"], "16"},
+		{fs["orders-concurrency"], "16"},
+		{fs["inventory-max-poll-records"], "2000"},
 		{top["partitions"], "6"},
 		{top["replication"], "3"},
 	} {

@@ -75,16 +75,27 @@ const (
 	DefaultConcurrency    = 16
 )
 
-// RegisterFlags registers the loop's tuning as settings of stage:
-// -<stage>-max-poll-records and -<stage>-concurrency, from
-// SHOPSTREAM_<STAGE>_MAX_POLL_RECORDS and SHOPSTREAM_<STAGE>_CONCURRENCY.
+// RegisterFlags registers the batch size of stage, -<stage>-max-poll-records
+// from SHOPSTREAM_<STAGE>_MAX_POLL_RECORDS, defaulting to c.MaxPollRecords
+// when the stage has chosen one, else to DefaultMaxPollRecords.
 func (c *TransformConfig) RegisterFlags(fs *conf.FlagSet, stage string) {
-	env := "SHOPSTREAM_" + strings.ToUpper(stage) + "_"
-	fs.Int(&c.MaxPollRecords, stage+"-max-poll-records", DefaultMaxPollRecords,
-		"records in one transaction of the "+stage+" stage", env+"MAX_POLL_RECORDS")
-	fs.Int(&c.Concurrency, stage+"-concurrency", DefaultConcurrency,
-		"keys of a batch the "+stage+" stage handles at once", env+"CONCURRENCY")
+	def := c.MaxPollRecords
+	if def == 0 {
+		def = DefaultMaxPollRecords
+	}
+	fs.Int(&c.MaxPollRecords, stage+"-max-poll-records", def,
+		"records in one transaction of the "+stage+" stage", envPrefix(stage)+"MAX_POLL_RECORDS")
 }
+
+// RegisterConcurrencyFlag registers -<stage>-concurrency, from
+// SHOPSTREAM_<STAGE>_CONCURRENCY: how many keys Transform handles at once
+// for a stage that handles one record at a time.
+func (c *TransformConfig) RegisterConcurrencyFlag(fs *conf.FlagSet, stage string) {
+	fs.Int(&c.Concurrency, stage+"-concurrency", DefaultConcurrency,
+		"keys of a batch the "+stage+" stage handles at once", envPrefix(stage)+"CONCURRENCY")
+}
+
+func envPrefix(stage string) string { return "SHOPSTREAM_" + strings.ToUpper(stage) + "_" }
 
 // Validate reports a setting that cannot work.
 func (c *TransformConfig) Validate() error {

@@ -25,7 +25,10 @@ type Config struct {
 }
 
 // RegisterFlags registers the stage's own settings.
-func (c *Config) RegisterFlags(fs *conf.FlagSet) { c.Stream.RegisterFlags(fs, "orders") }
+func (c *Config) RegisterFlags(fs *conf.FlagSet) {
+	c.Stream.RegisterFlags(fs, "orders")
+	c.Stream.RegisterConcurrencyFlag(fs, "orders")
+}
 
 // Validate reports what is missing or cannot work.
 func (c *Config) Validate() error {
