@@ -60,7 +60,7 @@ func TestABadVariableIsNamed(t *testing.T) {
 		{[]string{"topics", "plan"}, map[string]string{"SHOPSTREAM_PARTITIONS": "six"}},
 		{[]string{"ingest"}, map[string]string{"SHOPSTREAM_MAX_BODY_BYTES": "1MB", "SHOPSTREAM_WEBHOOK_SECRET": "whsec_c2VjcmV0"}},
 		{[]string{"ingest"}, map[string]string{"SHOPSTREAM_SIGNATURE_TOLERANCE": "300", "SHOPSTREAM_WEBHOOK_SECRET": "whsec_c2VjcmV0"}},
-		{[]string{"process", "orders"}, map[string]string{"SHOPSTREAM_ORDERS_CONCURRENCY": "many"}},
+		{[]string{"process", "orders"}, map[string]string{"SHOPSTREAM_ORDERS_MAX_POLL_RECORDS": "many"}},
 	} {
 		var bad string
 		for k := range tt.env {
@@ -99,7 +99,7 @@ func TestCommandsRegisterOnlyTheirSettings(t *testing.T) {
 		{[]string{"migrate"}, []string{"clickhouse", "clickhouse-db"}, []string{"webhook-secret", "partitions", "listen"}},
 		{[]string{"ingest"}, []string{"listen", "standardwebhooks-secret", "webhook-secret", "max-body-bytes"}, []string{"clickhouse", "partitions"}},
 		{[]string{"sink"}, []string{"clickhouse", "sink-max-records"}, []string{"listen", "webhook-secret"}},
-		{[]string{"process", "orders"}, []string{"orders-concurrency"}, []string{"inventory-max-poll-records", "clickhouse", "listen"}},
+		{[]string{"process", "orders"}, []string{"orders-max-poll-records"}, []string{"inventory-max-poll-records", "clickhouse", "listen"}},
 		{[]string{"process", "inventory"}, []string{"inventory-max-poll-records"}, []string{"inventory-concurrency", "orders-concurrency"}},
 		{[]string{"topics", "apply"}, []string{"partitions", "replication"}, []string{"clickhouse", "listen"}},
 	} {
@@ -128,8 +128,7 @@ func TestFlagDefaultsAreThePackagesDefaults(t *testing.T) {
 		{fs["signature-tolerance"], providers.DefaultTolerance.String()},
 		{fs["clickhouse-db"], chsink.DefaultDB},
 		{fs["sink-max-records"], "5000"},
-		{fs["orders-max-poll-records"], "500"},
-		{fs["orders-concurrency"], "16"},
+		{fs["orders-max-poll-records"], "2000"},
 		{fs["inventory-max-poll-records"], "2000"},
 		{top["partitions"], "6"},
 		{top["replication"], "3"},
@@ -138,7 +137,7 @@ func TestFlagDefaultsAreThePackagesDefaults(t *testing.T) {
 			t.Errorf("flag default %s, want %s", tt.got, tt.want)
 		}
 	}
-	if stream.DefaultBatchMaxRecords != 5000 || stream.DefaultMaxPollRecords != 500 || stream.DefaultConcurrency != 16 ||
+	if stream.DefaultBatchMaxRecords != 5000 || stream.DefaultMaxPollRecords != 2000 || stream.DefaultConcurrency != 16 ||
 		topology.DefaultPartitions != 6 || topology.DefaultReplicationFactor != 3 {
 		t.Fatal("a package default differs from what its doc and this test say")
 	}

@@ -25,13 +25,18 @@ import (
 	"github.com/shopstream/shopstream/schemas/envelope"
 )
 
-// StateStore keeps order states.
+// StateStore keeps order states, a batch at a time.
 type StateStore interface {
-	Load(ctx context.Context, orderID string) (*State, error)
-	Save(ctx context.Context, orderID string, s State) error
+	// LoadMany returns the states of orderIDs; an order never seen has none.
+	LoadMany(ctx context.Context, orderIDs []string) (map[string]*State, error)
+	// SaveMany stores states.
+	SaveMany(ctx context.Context, states map[string]State) error
 }
 
-// RedisStates is a StateStore on Redis, one JSON value per order.
+// RedisStates is a StateStore on Redis, one JSON value per order under the
+// order's own hash tag, read and written a batch per pipelined round trip
+// (a pipeline, not MGET, because the keys of a batch live in many slots of
+// a Redis Cluster).
 type RedisStates struct {
 	rdb    redis.Cmdable
 	prefix string
@@ -44,35 +49,54 @@ func NewRedisStates(rdb redis.Cmdable, prefix string) *RedisStates {
 
 func (r *RedisStates) key(orderID string) string { return r.prefix + "ord:{" + orderID + "}" }
 
-// Load returns the order's state, or nil if it has none.
-func (r *RedisStates) Load(ctx context.Context, orderID string) (*State, error) {
-	b, err := r.rdb.Get(ctx, r.key(orderID)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
+// LoadMany implements StateStore.
+func (r *RedisStates) LoadMany(ctx context.Context, orderIDs []string) (map[string]*State, error) {
+	pipe := r.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(orderIDs))
+	for i, id := range orderIDs {
+		cmds[i] = pipe.Get(ctx, r.key(id))
 	}
-	if err != nil {
-		return nil, fmt.Errorf("orders: load state of %s: %w", orderID, err)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("orders: load %d states: %w", len(orderIDs), err)
 	}
-	var s State
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("orders: state of %s is corrupt: %w", orderID, err)
+	out := make(map[string]*State, len(orderIDs))
+	for i, c := range cmds {
+		b, err := c.Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("orders: load state of %s: %w", orderIDs[i], err)
+		}
+		var s State
+		if err := json.Unmarshal(b, &s); err != nil {
+			return nil, fmt.Errorf("orders: state of %s is corrupt: %w", orderIDs[i], err)
+		}
+		out[orderIDs[i]] = &s
 	}
-	return &s, nil
+	return out, nil
 }
 
-// Save stores the order's state.
-func (r *RedisStates) Save(ctx context.Context, orderID string, s State) error {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return err
+// SaveMany implements StateStore.
+func (r *RedisStates) SaveMany(ctx context.Context, states map[string]State) error {
+	if len(states) == 0 {
+		return nil
 	}
-	if err := r.rdb.Set(ctx, r.key(orderID), b, 0).Err(); err != nil {
-		return fmt.Errorf("orders: save state of %s: %w", orderID, err)
+	pipe := r.rdb.Pipeline()
+	for id, s := range states {
+		b, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		pipe.Set(ctx, r.key(id), b, 0)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("orders: save %d states: %w", len(states), err)
 	}
 	return nil
 }
 
-// Processor is the stream.Handler of the orders stage.
+// Processor is the stream.RunHandler of the orders stage.
 type Processor struct {
 	states StateStore
 	codec  *avro.Registry
@@ -85,37 +109,63 @@ func NewProcessor(states StateStore, deltas string) *Processor {
 	return &Processor{states: states, codec: avro.Default(), deltas: deltas}
 }
 
-// Handle runs one order event through the state machine and returns the
-// delta records its transition causes.
-func (p *Processor) Handle(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, error) {
-	var e avro.OrderEvent
-	if err := p.codec.Unmarshal(rec.Value, &e); err != nil {
-		return nil, stream.Permanent(err)
+// HandleRuns runs a polled batch of order events through the state machine
+// and returns the delta records their transitions cause, in event order.
+// The batch's order states are read in one round trip and the changed ones
+// written in one, before the transaction that carries the deltas commits.
+// A record that is not a valid order event is rejected, for the loop to
+// dead-letter.
+func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (stream.Result, error) {
+	var res stream.Result
+	events := make([]avro.OrderEvent, 0, len(runs))
+	var ids []string
+	seen := map[string]bool{}
+	for _, run := range runs {
+		for _, rec := range run {
+			var e avro.OrderEvent
+			err := p.codec.Unmarshal(rec.Value, &e)
+			if err == nil {
+				err = Validate(&e)
+			}
+			if err != nil {
+				res.Rejected = append(res.Rejected, stream.Rejection{Record: rec, Err: err})
+				continue
+			}
+			events = append(events, e)
+			if !seen[e.OrderID] {
+				seen[e.OrderID] = true
+				ids = append(ids, e.OrderID)
+			}
+		}
 	}
-	if err := Validate(&e); err != nil {
-		return nil, stream.Permanent(err)
+	if len(events) == 0 {
+		return res, nil
 	}
-	cur, err := p.states.Load(ctx, e.OrderID)
+	states, err := p.states.LoadMany(ctx, ids)
 	if err != nil {
-		return nil, err
+		return stream.Result{}, err
 	}
-	next, changed, t := Step(cur, &e)
-	if changed {
-		if err := p.states.Save(ctx, e.OrderID, next); err != nil {
-			return nil, err
+	changed := map[string]State{}
+	for i := range events {
+		e := &events[i]
+		next, ok, t := Step(states[e.OrderID], e)
+		if ok {
+			states[e.OrderID] = &next
+			changed[e.OrderID] = next
+		}
+		deltas := Deltas(next, e, t)
+		for j := range deltas {
+			r, err := envelope.Record(p.deltas, &deltas[j], "")
+			if err != nil {
+				return stream.Result{}, stream.Permanent(err)
+			}
+			res.Outputs = append(res.Outputs, r)
 		}
 	}
-	deltas := Deltas(next, &e, t)
-	if len(deltas) == 0 {
-		return nil, nil
+	if err := p.states.SaveMany(ctx, changed); err != nil {
+		return stream.Result{}, err
 	}
-	out := make([]*kgo.Record, len(deltas))
-	for i := range deltas {
-		if out[i], err = envelope.Record(p.deltas, &deltas[i], ""); err != nil {
-			return nil, stream.Permanent(err)
-		}
-	}
-	return out, nil
+	return res, nil
 }
 
 // Validate reports what makes an order event unusable, or nil.

@@ -25,10 +25,7 @@ type Config struct {
 }
 
 // RegisterFlags registers the stage's own settings.
-func (c *Config) RegisterFlags(fs *conf.FlagSet) {
-	c.Stream.RegisterFlags(fs, "orders")
-	c.Stream.RegisterConcurrencyFlag(fs, "orders")
-}
+func (c *Config) RegisterFlags(fs *conf.FlagSet) { c.Stream.RegisterFlags(fs, "orders") }
 
 // Validate reports what is missing or cannot work.
 func (c *Config) Validate() error {
@@ -43,5 +40,5 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	return stream.Transform(ctx, cfg.Stream, NewProcessor(NewRedisStates(cfg.Redis, cfg.Prefix), cfg.Deltas))
+	return stream.TransformRuns(ctx, cfg.Stream, NewProcessor(NewRedisStates(cfg.Redis, cfg.Prefix), cfg.Deltas))
 }
