@@ -140,8 +140,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		}
 		return latencies[min(len(latencies)-1, int(float64(len(latencies))*p))].Round(10 * time.Microsecond)
 	}
-	fmt.Fprintf(out, "loadgen %s: %d webhooks, %d in flight, %v: %.0f/s; latency p50 %v p95 %v p99 %v max %v; status %v\n",
+	fmt.Fprintf(out, "loadgen %s: %d webhooks, %d in flight, %v: %.0f/s, %.0f accepted/s; latency p50 %v p95 %v p99 %v max %v; status %v\n",
 		label, len(latencies), cfg.Concurrency, elapsed.Round(time.Millisecond), float64(len(latencies))/elapsed.Seconds(),
-		pct(0.50), pct(0.95), pct(0.99), pct(1), statuses)
+		float64(statuses[200])/elapsed.Seconds(), pct(0.50), pct(0.95), pct(0.99), pct(1), statuses)
 	return nil
 }

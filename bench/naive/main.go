@@ -1,0 +1,79 @@
+// Command naive is the ingest baseline `make bench` measures shopstream
+// against: a webhook receiver that does the least a correct one may. It
+// reads the body, checks the Standard Webhooks signature, writes the body
+// to Kafka with one ProduceSync (acks=all, idempotent: the same durability
+// as ingest), and answers 200 once Kafka acknowledged. It has no dedup, no
+// mapping and no receipt; it serves on loopback until killed.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopstream/shopstream/ingest/providers"
+	"github.com/shopstream/shopstream/internal/stream"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:18082", "address to serve on (loopback)")
+	topic := flag.String("topic", "", "topic to write to; required")
+	flag.Parse()
+	if err := run(*listen, *topic); err != nil {
+		fmt.Fprintln(os.Stderr, "naive:", err)
+		os.Exit(1)
+	}
+}
+
+func run(listen, topic string) error {
+	if topic == "" || !strings.HasPrefix(listen, "127.") {
+		return fmt.Errorf("-topic is required and -listen must be a loopback address")
+	}
+	secret := os.Getenv("SHOPSTREAM_WEBHOOK_SECRET")
+	verifier, err := providers.NewStandardWebhooks(providers.StandardWebhooksConfig{Secrets: []string{secret}})
+	if err != nil {
+		return err
+	}
+	brokers := strings.Split(os.Getenv("SHOPSTREAM_KAFKA_BROKERS"), ",")
+	if brokers[0] == "" {
+		brokers = []string{"127.0.0.1:9092"}
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	prod, err := stream.ClientConfig{Brokers: brokers, ClientID: "naive", Logger: log}.Producer(10 * time.Second)
+	if err != nil {
+		return err
+	}
+	defer prod.Close()
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, "body", http.StatusRequestEntityTooLarge)
+			return
+		}
+		d, err := verifier.Verify(r.Header, body, time.Now())
+		if err != nil {
+			http.Error(w, "signature", http.StatusUnauthorized)
+			return
+		}
+		rec := &kgo.Record{Topic: topic, Key: []byte(d.ID), Value: body}
+		if err := prod.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"accepted"}`)
+	}))
+}
