@@ -70,3 +70,31 @@ func PerRecord(h Handler, workers int) RunHandler {
 		return res, nil
 	})
 }
+
+// Decode decodes the records of runs, in order, with decode. A record it
+// cannot decode, or that fails decode's checks, is rejected with its error
+// for the loop to dead-letter; the others come back decoded, with the
+// record each came from.
+func Decode[T any](runs [][]*kgo.Record, decode func(*kgo.Record) (T, error)) ([]Decoded[T], []Rejection) {
+	var (
+		out      []Decoded[T]
+		rejected []Rejection
+	)
+	for _, run := range runs {
+		for _, rec := range run {
+			v, err := decode(rec)
+			if err != nil {
+				rejected = append(rejected, Rejection{Record: rec, Err: err})
+				continue
+			}
+			out = append(out, Decoded[T]{Record: rec, Value: v})
+		}
+	}
+	return out, rejected
+}
+
+// Decoded is a record and what it decoded to.
+type Decoded[T any] struct {
+	Record *kgo.Record
+	Value  T
+}

@@ -44,29 +44,15 @@ func NewProcessor(store Applier, movements string) *Processor {
 // dead-letter; a Redis failure fails the batch, which is applied again and
 // deduplicated by delta id.
 func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (stream.Result, error) {
-	var (
-		res    stream.Result
-		deltas []avro.InventoryDelta
-		apply  []stock.Run
-	)
-	for _, run := range runs {
-		for _, rec := range run {
-			var d avro.InventoryDelta
-			err := p.codec.Unmarshal(rec.Value, &d)
-			if err == nil {
-				err = validate(&d)
-			}
-			if err != nil {
-				res.Rejected = append(res.Rejected, stream.Rejection{Record: rec, Err: err})
-				continue
-			}
-			deltas = append(deltas, d)
-			// One run per delta: ApplyRuns joins the runs of a SKU, in this
-			// order, so a record keyed other than by its SKU still applies in
-			// its SKU's order.
-			apply = append(apply, stock.Run{SKU: d.SKU,
-				Deltas: []stock.Delta{{ID: d.DeltaID, SKU: d.SKU, Quantity: d.Quantity, Reverses: d.Reverses}}})
-		}
+	deltas, rejected := stream.Decode(runs, p.decode)
+	res := stream.Result{Rejected: rejected}
+	apply := make([]stock.Run, len(deltas))
+	for i, dd := range deltas {
+		d := dd.Value
+		// One run per delta: ApplyRuns joins the runs of a SKU, in this
+		// order, so a record keyed other than by its SKU still applies in
+		// its SKU's order.
+		apply[i] = stock.Run{SKU: d.SKU, Deltas: []stock.Delta{{ID: d.DeltaID, SKU: d.SKU, Quantity: d.Quantity, Reverses: d.Reverses}}}
 	}
 	if len(apply) == 0 {
 		return res, nil
@@ -75,8 +61,8 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 	if err != nil {
 		return stream.Result{}, err
 	}
-	for i, d := range deltas {
-		out := outcomes[i][0]
+	for i, dd := range deltas {
+		d, out := dd.Value, outcomes[i][0]
 		m := avro.InventoryMovement{
 			MovementID: d.DeltaID, SKU: d.SKU, Kind: d.Kind, Status: out.Status, Quantity: d.Quantity,
 			StockAfter: out.StockAfter, Reason: out.Reason, OrderID: d.OrderID, OccurredAt: d.OccurredAt,
@@ -89,6 +75,15 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 		res.Outputs = append(res.Outputs, r)
 	}
 	return res, nil
+}
+
+// decode reads and checks one delta record.
+func (p *Processor) decode(rec *kgo.Record) (avro.InventoryDelta, error) {
+	var d avro.InventoryDelta
+	if err := p.codec.Unmarshal(rec.Value, &d); err != nil {
+		return d, err
+	}
+	return d, validate(&d)
 }
 
 func validate(d *avro.InventoryDelta) error {

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/internal/stream"
+	"github.com/shopstream/shopstream/internal/stream/streamtest"
 	"github.com/shopstream/shopstream/internal/testenv"
 	"github.com/shopstream/shopstream/schemas/avro"
 	"github.com/shopstream/shopstream/stock"
@@ -22,18 +23,6 @@ func deltaRecord(t *testing.T, d avro.InventoryDelta) *kgo.Record {
 	return &kgo.Record{Topic: "inventory.deltas", Key: []byte(d.SKU), Value: v}
 }
 
-// handle hands rec to p as a batch of one, as the loop would.
-func handle(p *Processor, rec *kgo.Record) ([]*kgo.Record, error) {
-	res, err := p.HandleRuns(context.Background(), [][]*kgo.Record{{rec}})
-	if err != nil {
-		return nil, err
-	}
-	if len(res.Rejected) > 0 {
-		return nil, stream.Permanent(res.Rejected[0].Err)
-	}
-	return res.Outputs, nil
-}
-
 func TestRedeliveryReemitsIdenticalMovement(t *testing.T) {
 	rdb := testenv.Redis(t)
 	p := NewProcessor(stock.NewStore(rdb, stock.StoreConfig{Prefix: testenv.Namespace(t)}), "inventory.movements")
@@ -43,14 +32,14 @@ func TestRedeliveryReemitsIdenticalMovement(t *testing.T) {
 	seed := deltaRecord(t, avro.InventoryDelta{DeltaID: "seed", SKU: "S", Kind: avro.DeltaAdjustment, Quantity: 1, OccurredAt: clock})
 	sale := deltaRecord(t, avro.InventoryDelta{DeltaID: "o:1:sale", SKU: "S", Kind: avro.DeltaSale, Quantity: -1,
 		OrderID: "o", OccurredAt: clock, CorrelationID: "c"})
-	if _, err := handle(p, seed); err != nil {
+	if _, err := streamtest.HandleOne(p, seed); err != nil {
 		t.Fatal(err)
 	}
-	first, err := handle(p, sale)
+	first, err := streamtest.HandleOne(p, sale)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := handle(p, sale)
+	again, err := streamtest.HandleOne(p, sale)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +64,7 @@ func TestBadDeltasArePermanent(t *testing.T) {
 		"zero quantity": deltaRecord(t, avro.InventoryDelta{DeltaID: "d", SKU: "S", Kind: avro.DeltaSale}),
 		"unknown kind":  deltaRecord(t, avro.InventoryDelta{DeltaID: "d", SKU: "S", Kind: avro.DeltaUnknown, Quantity: 1}),
 	} {
-		if _, err := handle(p, rec); !stream.IsPermanent(err) {
+		if _, err := streamtest.HandleOne(p, rec); !stream.IsPermanent(err) {
 			t.Errorf("%s: err %v, want permanent", name, err)
 		}
 	}

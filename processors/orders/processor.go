@@ -116,26 +116,14 @@ func NewProcessor(states StateStore, deltas string) *Processor {
 // A record that is not a valid order event is rejected, for the loop to
 // dead-letter.
 func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (stream.Result, error) {
-	var res stream.Result
-	events := make([]avro.OrderEvent, 0, len(runs))
+	events, rejected := stream.Decode(runs, p.decode)
+	res := stream.Result{Rejected: rejected}
 	var ids []string
 	seen := map[string]bool{}
-	for _, run := range runs {
-		for _, rec := range run {
-			var e avro.OrderEvent
-			err := p.codec.Unmarshal(rec.Value, &e)
-			if err == nil {
-				err = Validate(&e)
-			}
-			if err != nil {
-				res.Rejected = append(res.Rejected, stream.Rejection{Record: rec, Err: err})
-				continue
-			}
-			events = append(events, e)
-			if !seen[e.OrderID] {
-				seen[e.OrderID] = true
-				ids = append(ids, e.OrderID)
-			}
+	for _, e := range events {
+		if !seen[e.Value.OrderID] {
+			seen[e.Value.OrderID] = true
+			ids = append(ids, e.Value.OrderID)
 		}
 	}
 	if len(events) == 0 {
@@ -147,7 +135,7 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 	}
 	changed := map[string]State{}
 	for i := range events {
-		e := &events[i]
+		e := &events[i].Value
 		next, ok, t := Step(states[e.OrderID], e)
 		if ok {
 			states[e.OrderID] = &next
@@ -166,6 +154,15 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 		return stream.Result{}, err
 	}
 	return res, nil
+}
+
+// decode reads and checks one order event record.
+func (p *Processor) decode(rec *kgo.Record) (avro.OrderEvent, error) {
+	var e avro.OrderEvent
+	if err := p.codec.Unmarshal(rec.Value, &e); err != nil {
+		return e, err
+	}
+	return e, Validate(&e)
 }
 
 // Validate reports what makes an order event unusable, or nil.

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/internal/stream"
+	"github.com/shopstream/shopstream/internal/stream/streamtest"
 	"github.com/shopstream/shopstream/internal/testenv"
 	"github.com/shopstream/shopstream/schemas/avro"
 )
@@ -21,31 +22,19 @@ func record(t *testing.T, e *avro.OrderEvent) *kgo.Record {
 	return &kgo.Record{Topic: "orders", Key: []byte(e.OrderID), Value: v}
 }
 
-// handle hands rec to p as a batch of one, as the loop would.
-func handle(p *Processor, rec *kgo.Record) ([]*kgo.Record, error) {
-	res, err := p.HandleRuns(context.Background(), [][]*kgo.Record{{rec}})
-	if err != nil {
-		return nil, err
-	}
-	if len(res.Rejected) > 0 {
-		return nil, stream.Permanent(res.Rejected[0].Err)
-	}
-	return res.Outputs, nil
-}
-
 // The state is saved before the Kafka commit: an event delivered again after
 // a crash in between must yield the same delta records, byte for byte.
 func TestRedeliveredEventReemitsSameDeltas(t *testing.T) {
 	p := NewProcessor(NewRedisStates(testenv.Redis(t), testenv.Namespace(t)), "inventory.deltas")
 	paid := record(t, ev("e2", avro.OrderPaid, 2))
-	first, err := handle(p, paid)
+	first, err := streamtest.HandleOne(p, paid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(first) != 2 || string(first[0].Key) != "A" || string(first[1].Key) != "B" {
 		t.Fatalf("first delivery: %d records", len(first))
 	}
-	again, err := handle(p, paid)
+	again, err := streamtest.HandleOne(p, paid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +43,7 @@ func TestRedeliveredEventReemitsSameDeltas(t *testing.T) {
 			t.Fatalf("delta %d differs on redelivery", i)
 		}
 	}
-	stale, err := handle(p, record(t, ev("e1", avro.OrderCreated, 1)))
+	stale, err := streamtest.HandleOne(p, record(t, ev("e1", avro.OrderCreated, 1)))
 	if err != nil || len(stale) != 0 {
 		t.Fatalf("a stale event emitted %d records, err %v", len(stale), err)
 	}
@@ -68,7 +57,7 @@ func TestBadEventsArePermanent(t *testing.T) {
 		"not avro":          {Value: []byte("garbage")},
 		"negative quantity": record(t, bad),
 	} {
-		if _, err := handle(p, rec); !stream.IsPermanent(err) {
+		if _, err := streamtest.HandleOne(p, rec); !stream.IsPermanent(err) {
 			t.Errorf("%s: err %v, want permanent", name, err)
 		}
 	}
