@@ -20,6 +20,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,8 +34,8 @@ var applyLua string
 
 var applyScript = redis.NewScript(applyLua)
 
-// releaseScript frees a lock that is still ours, when a batch gives up
-// before its scripts ran (a script releases its own).
+// releaseScript frees a lock that still holds the caller's token, and no
+// other.
 var releaseScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
 
 // ErrLockLost is returned by ApplyRuns when a SKU's lock expired, or was
@@ -113,7 +114,7 @@ func ValidSKU(sku string) error {
 	return nil
 }
 
-// Delta is what Apply needs of an inventory delta.
+// Delta is what ApplyRuns needs of an inventory delta; its SKU is its run's.
 type Delta struct {
 	ID, SKU  string
 	Quantity int64
@@ -150,6 +151,11 @@ func (s *Store) ApplyRuns(ctx context.Context, runs []Run, now time.Time) ([][]O
 	bySKU := map[string]int{}
 	var merged []Run
 	for _, r := range runs {
+		for _, d := range r.Deltas {
+			if d.SKU != r.SKU {
+				return nil, fmt.Errorf("stock: delta %s names SKU %q in a run of %q", d.ID, d.SKU, r.SKU)
+			}
+		}
 		if i, ok := bySKU[r.SKU]; ok {
 			merged[i].Deltas = append(merged[i].Deltas, r.Deltas...)
 			continue
@@ -168,100 +174,111 @@ func (s *Store) ApplyRuns(ctx context.Context, runs []Run, now time.Time) ([][]O
 	result := make([][]Outcome, len(runs))
 	next := make([]int, len(merged))
 	for i, r := range runs {
-		m := bySKU[r.SKU]
-		result[i] = outs[m][next[m] : next[m]+len(r.Deltas)]
+		m, a := bySKU[r.SKU], next[bySKU[r.SKU]]
+		result[i] = outs[m][a : a+len(r.Deltas) : a+len(r.Deltas)]
 		next[m] += len(r.Deltas)
 	}
 	return result, nil
 }
 
-// lock takes the lock of every run's SKU, retrying those held by another
-// until LockWait has passed. On an error it releases what it took.
+// lock takes the lock of every run's SKU, all or none. When one is held by
+// another it gives back what it took, waits (with jitter, so that two
+// callers who want each other's SKUs do not retry in step), and tries them
+// all again, until LockWait has passed: holding some locks while waiting
+// for others could deadlock two callers whose SKUs overlap. A lock is taken
+// with SET NX GET, so a pipeline that go-redis sends again after a timeout
+// finds its own token and counts the lock as taken.
 func (s *Store) lock(ctx context.Context, runs []Run) ([]string, error) {
 	tokens := make([]string, len(runs))
 	for i := range tokens {
 		tokens[i] = newToken()
 	}
-	held := make([]bool, len(runs))
 	deadline := time.Now().Add(s.cfg.LockWait)
 	for attempt := 1; ; attempt++ {
 		pipe := s.rdb.Pipeline()
-		cmds := map[int]*redis.BoolCmd{}
+		cmds := make([]*redis.StatusCmd, len(runs))
 		for i, r := range runs {
-			if !held[i] {
-				cmds[i] = pipe.SetNX(ctx, KeysFor(s.cfg.Prefix, r.SKU).Lock, tokens[i], s.cfg.LockTTL)
-			}
+			cmds[i] = pipe.SetArgs(ctx, KeysFor(s.cfg.Prefix, r.SKU).Lock, tokens[i],
+				redis.SetArgs{Mode: "NX", Get: true, TTL: s.cfg.LockTTL})
 		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			s.release(runs, tokens, held)
-			return nil, fmt.Errorf("stock: lock %d SKUs: %w", len(cmds), err)
-		}
+		_, _ = pipe.Exec(ctx) // each command's own result is read below
 		busy := ""
 		for i, c := range cmds {
-			held[i] = c.Val()
-			if !held[i] {
+			held, err := c.Result()
+			switch {
+			case errors.Is(err, redis.Nil), err == nil && held == tokens[i]:
+			case err != nil:
+				s.release(runs, tokens)
+				return nil, fmt.Errorf("stock: lock %s: %w", runs[i].SKU, err)
+			default:
 				busy = runs[i].SKU
 			}
 		}
 		if busy == "" {
 			return tokens, nil
 		}
+		s.release(runs, tokens)
 		wait := min(time.Duration(attempt)*2*time.Millisecond, 50*time.Millisecond)
+		wait = wait/2 + time.Duration(mrand.Int64N(int64(wait)))
 		if time.Now().Add(wait).After(deadline) {
-			s.release(runs, tokens, held)
 			return nil, fmt.Errorf("%w: %s, for %v", ErrLockBusy, busy, s.cfg.LockWait)
 		}
 		select {
 		case <-ctx.Done():
-			s.release(runs, tokens, held)
 			return nil, ctx.Err()
 		case <-time.After(wait):
 		}
 	}
 }
 
-// release frees the locks that were taken, in one round trip, on a context
-// of its own: a cancelled batch must not leave its SKUs frozen for LockTTL.
-func (s *Store) release(runs []Run, tokens []string, held []bool) {
+// release frees every run's lock that still holds this call's token, in
+// one round trip, on a context of its own: a cancelled batch must not leave
+// its SKUs frozen for LockTTL. A lock since taken by another, or already
+// released by its script, is left alone.
+func (s *Store) release(runs []Run, tokens []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	pipe := s.rdb.Pipeline()
 	for i, r := range runs {
-		if held[i] {
-			releaseScript.Eval(ctx, pipe, []string{KeysFor(s.cfg.Prefix, r.SKU).Lock}, tokens[i])
-		}
+		releaseScript.Eval(ctx, pipe, []string{KeysFor(s.cfg.Prefix, r.SKU).Lock}, tokens[i])
 	}
 	_, _ = pipe.Exec(ctx) // a lock not released frees itself by its TTL
 }
 
 // applyLocked runs apply.lua once per run, in one pipelined round trip.
+// Runs whose script Redis did not know (NOSCRIPT, after a restart) changed
+// nothing; the script is loaded and they alone are sent again.
 func (s *Store) applyLocked(ctx context.Context, runs []Run, tokens []string, now time.Time) ([][]Outcome, error) {
 	at := strconv.FormatInt(now.UnixMilli(), 10)
-	for attempt := 0; ; attempt++ {
+	out := make([][]Outcome, len(runs))
+	pending := make([]int, len(runs))
+	for i := range pending {
+		pending[i] = i
+	}
+	var (
+		firstErr error
+		failed   int
+	)
+	for attempt := 0; len(pending) > 0; attempt++ {
 		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(runs))
-		for i, r := range runs {
-			k := KeysFor(s.cfg.Prefix, r.SKU)
+		cmds := make([]*redis.Cmd, len(pending))
+		for j, i := range pending {
+			r, k := runs[i], KeysFor(s.cfg.Prefix, runs[i].SKU)
 			args := make([]any, 0, 2+3*len(r.Deltas))
 			args = append(args, tokens[i], at)
 			for _, d := range r.Deltas {
 				args = append(args, d.ID, d.Quantity, d.Reverses)
 			}
-			cmds[i] = applyScript.EvalSha(ctx, pipe, []string{k.Stock, k.Applied, k.Ledger, k.Backorder, k.Lock}, args...)
+			cmds[j] = applyScript.EvalSha(ctx, pipe, []string{k.Stock, k.Applied, k.Ledger, k.Backorder, k.Lock}, args...)
 		}
-		_, err := pipe.Exec(ctx)
-		if err != nil && attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			// Redis restarted (or never saw the script): no run was applied,
-			// the locks still hold; load it and run the batch once more.
-			if err := applyScript.Load(ctx, s.rdb).Err(); err != nil {
-				return nil, fmt.Errorf("stock: load apply.lua: %w", err)
+		_, _ = pipe.Exec(ctx) // each command's own result is read below
+		var again []int
+		for j, i := range pending {
+			res, err := cmds[j].Slice()
+			if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0 {
+				again = append(again, i)
+				continue
 			}
-			continue
-		}
-		out := make([][]Outcome, len(runs))
-		var errs []error
-		for i, c := range cmds {
-			res, err := c.Slice()
 			if err == nil {
 				out[i], err = parseOutcomes(res, len(runs[i].Deltas))
 			}
@@ -269,19 +286,28 @@ func (s *Store) applyLocked(ctx context.Context, runs []Run, tokens []string, no
 				if redis.HasErrorPrefix(err, "LOCKLOST") {
 					err = ErrLockLost
 				}
-				errs = append(errs, fmt.Errorf("stock: apply %d deltas to %s: %w", len(runs[i].Deltas), runs[i].SKU, err))
+				failed++
+				if firstErr == nil {
+					firstErr = fmt.Errorf("stock: apply %d deltas to %s: %w", len(runs[i].Deltas), runs[i].SKU, err)
+				}
 			}
 		}
-		if len(errs) > 0 {
-			held := make([]bool, len(runs))
-			for i, c := range cmds {
-				held[i] = c.Err() != nil
+		if len(again) > 0 {
+			if err := applyScript.Load(ctx, s.rdb).Err(); err != nil {
+				s.release(runs, tokens)
+				return nil, fmt.Errorf("stock: load apply.lua: %w", err)
 			}
-			s.release(runs, tokens, held)
-			return nil, errors.Join(errs...)
 		}
-		return out, nil
+		pending = again
 	}
+	if firstErr != nil {
+		s.release(runs, tokens)
+		if failed > 1 {
+			firstErr = fmt.Errorf("%w (and %d more SKUs)", firstErr, failed-1)
+		}
+		return nil, firstErr
+	}
+	return out, nil
 }
 
 func parseOutcomes(res []any, n int) ([]Outcome, error) {

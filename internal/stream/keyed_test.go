@@ -116,3 +116,29 @@ func TestPerRecord(t *testing.T) {
 		t.Fatalf("err %v, want the transient error", err)
 	}
 }
+
+// Decode hands records back in each partition's order, whatever runs they
+// came in, and rejects what it cannot decode.
+func TestDecodeKeepsPartitionOrder(t *testing.T) {
+	var recs []*kgo.Record
+	for i := range 12 {
+		recs = append(recs, &kgo.Record{Topic: "t", Partition: int32(i % 2), Key: []byte(fmt.Sprint("k", i%3)), Offset: int64(i),
+			Value: []byte(fmt.Sprint(i))})
+	}
+	got, rejected := Decode(runsOf(fetchesOf(recs...)), func(r *kgo.Record) (int64, error) {
+		if r.Offset == 5 {
+			return 0, errors.New("undecodable")
+		}
+		return r.Offset, nil
+	})
+	if len(rejected) != 1 || rejected[0].Record.Offset != 5 || len(got) != 11 {
+		t.Fatalf("%d decoded, rejected %v", len(got), rejected)
+	}
+	last := map[int32]int64{0: -1, 1: -1}
+	for _, d := range got {
+		if d.Value <= last[d.Record.Partition] {
+			t.Fatalf("partition %d: offset %d after %d", d.Record.Partition, d.Value, last[d.Record.Partition])
+		}
+		last[d.Record.Partition] = d.Value
+	}
+}

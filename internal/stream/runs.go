@@ -1,8 +1,11 @@
 package stream
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -71,24 +74,31 @@ func PerRecord(h Handler, workers int) RunHandler {
 	})
 }
 
-// Decode decodes the records of runs, in order, with decode. A record it
-// cannot decode, or that fails decode's checks, is rejected with its error
-// for the loop to dead-letter; the others come back decoded, with the
-// record each came from.
+// Decode decodes the records of runs with decode, in the order they were
+// written to each partition: a key's records stay in order, and so do the
+// records of one partition that are keyed by one thing (an order) and
+// change another (a SKU). A record it cannot decode, or that fails
+// decode's checks, is rejected with its error for the loop to dead-letter;
+// the others come back decoded, with the record each came from.
 func Decode[T any](runs [][]*kgo.Record, decode func(*kgo.Record) (T, error)) ([]Decoded[T], []Rejection) {
+	var recs []*kgo.Record
+	for _, run := range runs {
+		recs = append(recs, run...)
+	}
+	slices.SortStableFunc(recs, func(a, b *kgo.Record) int {
+		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
+	})
 	var (
 		out      []Decoded[T]
 		rejected []Rejection
 	)
-	for _, run := range runs {
-		for _, rec := range run {
-			v, err := decode(rec)
-			if err != nil {
-				rejected = append(rejected, Rejection{Record: rec, Err: err})
-				continue
-			}
-			out = append(out, Decoded[T]{Record: rec, Value: v})
+	for _, rec := range recs {
+		v, err := decode(rec)
+		if err != nil {
+			rejected = append(rejected, Rejection{Record: rec, Err: err})
+			continue
 		}
+		out = append(out, Decoded[T]{Record: rec, Value: v})
 	}
 	return out, rejected
 }

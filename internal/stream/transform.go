@@ -200,6 +200,10 @@ func transformSession(ctx context.Context, cfg TransformConfig, h RunHandler, se
 				sess.Produce(ctx, DeadLetter(r.Record, cfg.DLQ, Permanent(r.Err), now), promise.Promise())
 			}
 		}
+		if IsPermanent(handleErr) {
+			log.Error("a batch failed permanently as a whole; it is retried, and stalls its partitions until the handler rejects the record instead",
+				"err", handleErr)
+		}
 		produceErr := promise.Err()
 		// End must finish even when ctx is cancelled mid-batch, or the
 		// transaction is left open until the broker times it out.

@@ -49,9 +49,9 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 	apply := make([]stock.Run, len(deltas))
 	for i, dd := range deltas {
 		d := dd.Value
-		// One run per delta: ApplyRuns joins the runs of a SKU, in this
-		// order, so a record keyed other than by its SKU still applies in
-		// its SKU's order.
+		// One run per delta: ApplyRuns joins the runs of a SKU in this
+		// order, the order of each partition (stream.Decode), so a record
+		// keyed other than by its SKU still applies in its partition's order.
 		apply[i] = stock.Run{SKU: d.SKU, Deltas: []stock.Delta{{ID: d.DeltaID, SKU: d.SKU, Quantity: d.Quantity, Reverses: d.Reverses}}}
 	}
 	if len(apply) == 0 {
@@ -70,7 +70,10 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 		}
 		r, err := envelope.Record(p.movements, &m, "")
 		if err != nil {
-			return stream.Result{}, stream.Permanent(err)
+			// The delta is applied; its movement cannot be written. It goes
+			// to the DLQ with the reason, rather than stall the partition.
+			res.Rejected = append(res.Rejected, stream.Rejection{Record: dd.Record, Err: err})
+			continue
 		}
 		res.Outputs = append(res.Outputs, r)
 	}

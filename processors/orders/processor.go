@@ -137,23 +137,35 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 	for i := range events {
 		e := &events[i].Value
 		next, ok, t := Step(states[e.OrderID], e)
+		recs, err := p.records(Deltas(next, e, t))
+		if err != nil {
+			// Rejected before its state moves, so that the order stays as
+			// if the event had not come.
+			res.Rejected = append(res.Rejected, stream.Rejection{Record: events[i].Record, Err: err})
+			continue
+		}
 		if ok {
 			states[e.OrderID] = &next
 			changed[e.OrderID] = next
 		}
-		deltas := Deltas(next, e, t)
-		for j := range deltas {
-			r, err := envelope.Record(p.deltas, &deltas[j], "")
-			if err != nil {
-				return stream.Result{}, stream.Permanent(err)
-			}
-			res.Outputs = append(res.Outputs, r)
-		}
+		res.Outputs = append(res.Outputs, recs...)
 	}
 	if err := p.states.SaveMany(ctx, changed); err != nil {
 		return stream.Result{}, err
 	}
 	return res, nil
+}
+
+func (p *Processor) records(deltas []avro.InventoryDelta) ([]*kgo.Record, error) {
+	out := make([]*kgo.Record, len(deltas))
+	for i := range deltas {
+		r, err := envelope.Record(p.deltas, &deltas[i], "")
+		if err != nil {
+			return nil, err
+		}
+		out[i] = r
+	}
+	return out, nil
 }
 
 // decode reads and checks one order event record.

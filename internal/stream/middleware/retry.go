@@ -39,7 +39,7 @@ func (c *RetryConfig) setDefaults() {
 }
 
 // Retry handles a batch again, in place, when it fails transiently (a Redis
-// failover, a lock held a moment too long), so that one blip does not abort
+// failover, a connection reset), so that one blip does not abort
 // the transaction and make the loop poll, begin and handle it all again.
 // The last transient error is returned, and the loop then aborts the batch
 // and retries it whole. Handlers are idempotent, so a retried call that had
@@ -51,7 +51,7 @@ func Retry(cfg RetryConfig) Middleware {
 			start := time.Now()
 			for attempt := 1; ; attempt++ {
 				res, err := next.HandleRuns(ctx, runs)
-				if err == nil || attempt >= cfg.Attempts || time.Since(start) >= cfg.MaxElapsed {
+				if err == nil || stream.IsPermanent(err) || attempt >= cfg.Attempts || time.Since(start) >= cfg.MaxElapsed {
 					return res, err
 				}
 				if !cfg.Backoff.Sleep(ctx, attempt) {

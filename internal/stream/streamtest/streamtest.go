@@ -11,7 +11,9 @@ import (
 )
 
 // HandleOne hands rec to h as a batch of one, as the loop would, and returns
-// its outputs; a rejected record comes back as its error, marked Permanent.
+// its outputs. A rejected record comes back as its error, marked Permanent;
+// an error of the batch comes back as it is, so a test can tell the two
+// apart (the loop retries the second).
 func HandleOne(h stream.RunHandler, rec *kgo.Record) ([]*kgo.Record, error) {
 	res, err := h.HandleRuns(context.Background(), [][]*kgo.Record{{rec}})
 	if err != nil {
