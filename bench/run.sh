@@ -28,7 +28,7 @@ redis-benchmark -h 127.0.0.1 -p "$redis_port" -q -n 50000 -c 32 EVAL "return red
 redis-benchmark -h 127.0.0.1 -p "$redis_port" -q -n 50000 -c 32 -t incr | tr "\r" "\n" | grep "per second" | sed "s/^ */redis-benchmark INCR, 32 clients: /"
 go build -o bin/stages ./bench/stages
 for dist in uniform zipf hot; do
-  bin/stages -stage inventory -dist "$dist" -n "${BENCH_DELTAS:-100000}" 2>/dev/null
+  bin/stages -stage inventory -dist "$dist" -n "${BENCH_DELTAS:-100000}" 2>"/tmp/stages_$dist.log" || cat "/tmp/stages_$dist.log"
 done
 
 export SHOPSTREAM_WEBHOOK_SECRET="whsec_$(head -c 24 /dev/urandom | base64)"
@@ -55,7 +55,7 @@ done
 kill $ingest_pid $naive_pid; wait $ingest_pid $naive_pid 2>/dev/null || true
 
 echo; echo "## the orders stage alone, from a filled orders topic (bench/stages)"
-bin/stages -stage orders -dist uniform -n "${BENCH_DELTAS:-100000}" 2>/dev/null
+bin/stages -stage orders -dist uniform -n "${BENCH_DELTAS:-100000}" 2>/tmp/stages_orders.log || cat /tmp/stages_orders.log
 
 echo; echo "## shopstream run: every stage in one process, loaded by the same client; then the whole pipeline"
 ns="bench_$(date +%s)_"

@@ -137,7 +137,7 @@ func TestFlagDefaultsAreThePackagesDefaults(t *testing.T) {
 			t.Errorf("flag default %s, want %s", tt.got, tt.want)
 		}
 	}
-	if stream.DefaultBatchMaxRecords != 5000 || stream.DefaultMaxPollRecords != 2000 || stream.DefaultConcurrency != 16 ||
+	if stream.DefaultBatchMaxRecords != 5000 || stream.DefaultMaxPollRecords != 2000 ||
 		topology.DefaultPartitions != 6 || topology.DefaultReplicationFactor != 3 {
 		t.Fatal("a package default differs from what its doc and this test say")
 	}

@@ -1,9 +1,6 @@
 package stream
 
 import (
-	"sync"
-	"sync/atomic"
-
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -29,45 +26,4 @@ func runsOf(fetches kgo.Fetches) [][]*kgo.Record {
 		runs[i] = groups[k]
 	}
 	return runs
-}
-
-// forEachRecord calls fn for every record of runs: a run's records in
-// order, one at a time; different runs on up to workers goroutines. After
-// the first error no further record is started, and that error is returned
-// once the calls under way have finished: the caller aborts the whole batch,
-// so what else was done is handled again.
-func forEachRecord(runs [][]*kgo.Record, workers int, fn func(*kgo.Record) error) error {
-	work := make(chan []*kgo.Record)
-	var (
-		wg     sync.WaitGroup
-		failed atomic.Bool
-		first  error
-		once   sync.Once
-	)
-	for range min(workers, len(runs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for recs := range work {
-				for _, r := range recs {
-					if failed.Load() {
-						break
-					}
-					if err := fn(r); err != nil {
-						once.Do(func() { first = err })
-						failed.Store(true)
-					}
-				}
-			}
-		}()
-	}
-	for _, run := range runs {
-		if failed.Load() {
-			break
-		}
-		work <- run
-	}
-	close(work)
-	wg.Wait()
-	return first
 }

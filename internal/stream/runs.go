@@ -3,10 +3,8 @@ package stream
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -40,38 +38,6 @@ type RunHandlerFunc func(ctx context.Context, runs [][]*kgo.Record) (Result, err
 // HandleRuns calls f.
 func (f RunHandlerFunc) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (Result, error) {
 	return f(ctx, runs)
-}
-
-// PerRecord adapts a Handler of one record at a time to a RunHandler: the
-// records of a run in order, one at a time, different runs on up to workers
-// goroutines, because a handler that waits on Redis per record is fastest
-// when several wait at once. A Permanent error rejects its record; any other
-// error fails the batch.
-func PerRecord(h Handler, workers int) RunHandler {
-	return RunHandlerFunc(func(ctx context.Context, runs [][]*kgo.Record) (Result, error) {
-		var (
-			mu  sync.Mutex
-			res Result
-		)
-		err := forEachRecord(runs, workers, func(rec *kgo.Record) error {
-			outs, err := h.Handle(ctx, rec)
-			if err != nil && !IsPermanent(err) {
-				return fmt.Errorf("partition %d offset %d: %w", rec.Partition, rec.Offset, err)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				res.Rejected = append(res.Rejected, Rejection{Record: rec, Err: err})
-				return nil
-			}
-			res.Outputs = append(res.Outputs, outs...)
-			return nil
-		})
-		if err != nil {
-			return Result{}, err
-		}
-		return res, nil
-	})
 }
 
 // Decode decodes the records of runs with decode, in the order they were

@@ -52,19 +52,26 @@ func TestTransformRetriesTransientAndDeadLettersPermanent(t *testing.T) {
 	var mu sync.Mutex
 	flakes := 0
 	seen := map[string]int{}
-	h := stream.HandlerFunc(func(_ context.Context, r *kgo.Record) ([]*kgo.Record, error) {
+	h := stream.RunHandlerFunc(func(_ context.Context, runs [][]*kgo.Record) (stream.Result, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		v := string(r.Value)
-		seen[v]++
-		switch {
-		case v == "bad":
-			return nil, stream.Permanentf("cannot use %q", v)
-		case v == "flaky" && flakes < 2:
-			flakes++
-			return nil, errors.New("redis went away")
+		var res stream.Result
+		for _, run := range runs {
+			for _, r := range run {
+				v := string(r.Value)
+				seen[v]++
+				switch {
+				case v == "bad":
+					res.Rejected = append(res.Rejected, stream.Rejection{Record: r, Err: fmt.Errorf("cannot use %q", v)})
+				case v == "flaky" && flakes < 2:
+					flakes++
+					return stream.Result{}, errors.New("redis went away")
+				default:
+					res.Outputs = append(res.Outputs, &kgo.Record{Topic: out, Key: r.Key, Value: []byte("out:" + v)})
+				}
+			}
 		}
-		return []*kgo.Record{{Topic: out, Key: r.Key, Value: []byte("out:" + v)}}, nil
+		return res, nil
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

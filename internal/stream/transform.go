@@ -14,30 +14,10 @@ import (
 	"github.com/shopstream/shopstream/internal/conf"
 )
 
-// Handler turns one consumed record into the records to produce. A nil error
-// means the outputs are produced and the input is done, together. An error
-// marked Permanent sends the input to the DLQ; any other error retries it.
-//
-// Handle may be called again with a record it has seen (after a retry, a
-// rebalance, a crash or a replay): its effects must be idempotent and its
-// outputs the same each time. Handle is called concurrently for records of
-// different keys, and in offset order, one at a time, for records of one key.
-type Handler interface {
-	Handle(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, error)
-}
-
 // Middleware wraps a RunHandler; package middleware holds shopstream's.
 // Dead-lettering is not middleware but the loop's own, so that no chain can
 // leave it out and let a poison record stall its partition.
 type Middleware func(RunHandler) RunHandler
-
-// HandlerFunc adapts a function to Handler.
-type HandlerFunc func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, error)
-
-// Handle calls f.
-func (f HandlerFunc) Handle(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, error) {
-	return f(ctx, rec)
-}
 
 // TransformConfig configures Transform.
 type TransformConfig struct {
@@ -56,13 +36,6 @@ type TransformConfig struct {
 	// MaxPollRecords bounds one transaction. Default 2000
 	// (DefaultMaxPollRecords).
 	MaxPollRecords int
-	// Concurrency is how many keys of a batch Transform handles at once
-	// (TransformRuns leaves that to its RunHandler); the records of one key
-	// are always handled in order. Keys are the unit of
-	// ordering everywhere in shopstream (order id, SKU), and handlers wait
-	// on Redis round trips that a server folds into one fsync when they
-	// come together. Default 16 (DefaultConcurrency).
-	Concurrency int
 	// Backoff after an aborted transaction. Default 100ms doubling to 5s.
 	Backoff Backoff
 	// Middleware wraps the handler. Default none.
@@ -79,7 +52,6 @@ type TransformConfig struct {
 // of the gain and keeps a batch's delay to tens of milliseconds.
 const (
 	DefaultMaxPollRecords = 2000
-	DefaultConcurrency    = 16
 )
 
 // RegisterFlags registers the batch size of stage, -<stage>-max-poll-records
@@ -91,8 +63,8 @@ func (c *TransformConfig) RegisterFlags(fs *conf.FlagSet, stage string) {
 
 // Validate reports a setting that cannot work.
 func (c *TransformConfig) Validate() error {
-	if c.MaxPollRecords < 0 || c.Concurrency < 0 {
-		return errors.New("stream: MaxPollRecords and Concurrency cannot be negative")
+	if c.MaxPollRecords < 0 {
+		return errors.New("stream: MaxPollRecords cannot be negative")
 	}
 	return nil
 }
@@ -115,23 +87,11 @@ func (c *TransformConfig) setDefaults() error {
 	if c.MaxPollRecords == 0 {
 		c.MaxPollRecords = DefaultMaxPollRecords
 	}
-	if c.Concurrency == 0 {
-		c.Concurrency = DefaultConcurrency
-	}
 	c.Backoff.setDefaults()
 	return nil
 }
 
-// Transform runs h, one record at a time, with TransformRuns: records of one
-// key in order, up to cfg.Concurrency keys at once.
-func Transform(ctx context.Context, cfg TransformConfig, h Handler) error {
-	if err := cfg.setDefaults(); err != nil {
-		return err
-	}
-	return TransformRuns(ctx, cfg, PerRecord(h, cfg.Concurrency))
-}
-
-// TransformRuns consumes cfg.Input in cfg.Group and hands each polled batch,
+// Transform consumes cfg.Input in cfg.Group and hands each polled batch,
 // as runs of one key each, to h (inside cfg.Middleware) in one call, then
 // produces its outputs (and dead letters) in one Kafka
 // transaction together with the batch's offsets (GroupTransactSession). A
@@ -142,7 +102,7 @@ func Transform(ctx context.Context, cfg TransformConfig, h Handler) error {
 // started after a backoff, so an outage stalls the stage rather than ending
 // it. It returns nil when ctx is done, or an error for a configuration that
 // cannot work.
-func TransformRuns(ctx context.Context, cfg TransformConfig, h RunHandler) error {
+func Transform(ctx context.Context, cfg TransformConfig, h RunHandler) error {
 	if err := cfg.setDefaults(); err != nil {
 		return err
 	}

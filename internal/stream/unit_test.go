@@ -59,9 +59,9 @@ func TestDeadLetterKeepsRecordAndBoundsReason(t *testing.T) {
 // The loops' documented defaults are the ones they run with.
 func TestConfigDefaults(t *testing.T) {
 	tc := TransformConfig{Group: "g", Input: "in", DLQ: "in.dlq", TransactionalID: "t"}
-	if err := tc.setDefaults(); err != nil || tc.MaxPollRecords != 2000 || tc.Concurrency != 16 ||
+	if err := tc.setDefaults(); err != nil || tc.MaxPollRecords != 2000 ||
 		tc.Backoff != (Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}) {
-		t.Fatalf("transform defaults %+v (%v), documented 2000, 16, 100ms to 5s", tc, err)
+		t.Fatalf("transform defaults %+v (%v), documented 2000, 100ms to 5s", tc, err)
 	}
 	bc := BatchConfig{Group: "g", Inputs: []string{"in"}}
 	if err := bc.setDefaults(); err != nil || bc.MaxRecords != 5000 || bc.DLQ("in") != "in.dlq" {

@@ -41,5 +41,5 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	return stream.TransformRuns(ctx, cfg.Stream, NewProcessor(stock.NewStore(cfg.Redis, cfg.Stock), cfg.Movements))
+	return stream.Transform(ctx, cfg.Stream, NewProcessor(stock.NewStore(cfg.Redis, cfg.Stock), cfg.Movements))
 }

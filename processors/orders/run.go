@@ -40,5 +40,5 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	return stream.TransformRuns(ctx, cfg.Stream, NewProcessor(NewRedisStates(cfg.Redis, cfg.Prefix), cfg.Deltas))
+	return stream.Transform(ctx, cfg.Stream, NewProcessor(NewRedisStates(cfg.Redis, cfg.Prefix), cfg.Deltas))
 }

@@ -1,8 +1,7 @@
 // Package middleware holds what wraps a stream.RunHandler: in-place retry,
 // metrics and logging, one file each, each a plain function from handler to
 // handler that can be tested around a fake one. They wrap a whole batch,
-// so they cost nothing per record; a per-record Handler is a RunHandler
-// through stream.PerRecord.
+// so they cost nothing per record.
 //
 // Order matters. Stack builds the order every transactional stage uses:
 //
@@ -21,7 +20,7 @@ import (
 	"github.com/shopstream/shopstream/internal/stream"
 )
 
-// Middleware wraps a Handler.
+// Middleware wraps a RunHandler.
 type Middleware = stream.Middleware
 
 // chain returns the middleware that wraps a handler in ms, the first
