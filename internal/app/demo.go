@@ -43,7 +43,7 @@ func (o *operator) demo(ctx context.Context, base *settings, _ []string, out io.
 		return err
 	}
 	defer conn.Close()
-	rdb := s.redis(0)
+	rdb := s.redis()
 	defer rdb.Close()
 
 	pctx, stop := context.WithCancel(ctx)

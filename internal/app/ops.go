@@ -143,7 +143,7 @@ func produceDeltas(ctx context.Context, s *settings, deltas ...avro.InventoryDel
 }
 
 func (o *operator) show(ctx context.Context, s *settings, skus []string, out io.Writer) error {
-	rdb := s.redis(0)
+	rdb := s.redis()
 	defer rdb.Close()
 	store := stock.NewStore(rdb, stock.StoreConfig{Prefix: s.prefix})
 	for _, sku := range skus {

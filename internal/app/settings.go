@@ -67,9 +67,7 @@ func (s *settings) kafka() stream.ClientConfig {
 	return stream.ClientConfig{Brokers: s.brokers, ClientID: "shopstream-" + s.instance, Logger: s.log}
 }
 
-func (s *settings) redis(poolSize int) *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: s.redisAddr, PoolSize: poolSize})
-}
+func (s *settings) redis() *redis.Client { return redis.NewClient(&redis.Options{Addr: s.redisAddr}) }
 
 func (s *settings) topics() topology.Names { return topology.NamesFor(s.prefix) }
 
