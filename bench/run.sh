@@ -52,6 +52,19 @@ for c in 32 128; do
   a=$(accepted <<<"$ingest_line"); b=$(accepted <<<"$naive_line")
   awk -v a="$a" -v b="$b" -v c="$c" 'BEGIN { printf "ingest c%d: %d accepted/s, naive %d/s, ratio %.2f\n", c, a, b, a/b }'
 done
+# Open loop at a fixed 5,000/s for 5 s, latency from each webhook's intended
+# send time; the bare handler in the same run is this client's own floor.
+p99() { sed -n 's/.* p99 \([^ ]*\) .*/\1/p'; }
+rate=${BENCH_RATE:-5000}
+for target in bare naive ingest; do
+  case $target in
+    bare) line=$(bin/shopstream loadgen -bare -rate "$rate" -n $((rate * 5)) -c 512) ;;
+    naive) line=$(bin/shopstream loadgen -url http://127.0.0.1:18082/webhooks/standardwebhooks -rate "$rate" -n $((rate * 5)) -c 512) ;;
+    ingest) line=$(bin/shopstream loadgen -url http://127.0.0.1:18081/webhooks/standardwebhooks -rate "$rate" -n $((rate * 5)) -c 512) ;;
+  esac
+  echo "$line"
+  echo "$target open loop at ${rate}/s: p99 $(p99 <<<"$line"), $(accepted <<<"$line") accepted/s"
+done
 kill $ingest_pid $naive_pid; wait $ingest_pid $naive_pid 2>/dev/null || true
 
 echo; echo "## the orders stage alone, from a filled orders topic (bench/stages)"

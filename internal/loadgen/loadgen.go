@@ -31,6 +31,10 @@ type Config struct {
 	Requests int
 	// Concurrency is how many are in flight at once. Default 64.
 	Concurrency int
+	// Rate, when set, sends open loop: Rate webhooks a second whatever the
+	// answers, latency measured from each one's intended send time.
+	// Default 0: closed loop, Concurrency at a time.
+	Rate int
 	// Bare loads an in-process handler that reads the body and answers 200.
 	Bare bool
 	// Providers holds the Standard Webhooks secret the ingest accepts.
@@ -46,11 +50,12 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// RegisterFlags registers -url, -n, -c, -bare and the providers' secrets.
+// RegisterFlags registers -url, -n, -c, -rate, -bare and the providers' secrets.
 func (c *Config) RegisterFlags(fs *conf.FlagSet) {
 	fs.String(&c.URL, "url", "", "ingest URL to load, e.g. http://127.0.0.1:8080/webhooks/standardwebhooks")
 	fs.Int(&c.Requests, "n", 20000, "webhooks to send")
 	fs.Int(&c.Concurrency, "c", 64, "webhooks in flight at once")
+	fs.Int(&c.Rate, "rate", 0, "webhooks a second, open loop (latency from the intended send time); 0: closed loop, -c at a time")
 	fs.Bool(&c.Bare, "bare", false, "load a bare in-process handler (read the body, answer 200) instead: the baseline of this client and machine")
 	c.Providers.RegisterSecretFlags(fs)
 }
@@ -92,44 +97,72 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	skus := []string{"TEE", "HOODIE", "MUG", "CAP", "SOCKS", "BAG", "HAT", "PIN"}
 	transport := &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency, MaxConnsPerHost: cfg.Concurrency}
 	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
-	var next atomic.Int64
 	var mu sync.Mutex
 	latencies := make([]time.Duration, 0, cfg.Requests)
 	statuses := map[int]int{}
+	// send sends webhook i and records its latency from intended, the time
+	// it was meant to leave: in the open loop a request that had to wait
+	// for a free slot counts that wait, so a slow server cannot hide its
+	// queue by slowing the client down (coordinated omission).
+	send := func(i int64, intended time.Time) {
+		now := time.Now()
+		id := fmt.Sprintf("msg_load_%d_%d", run, i)
+		body := fmt.Sprintf(`{"type":"order.paid","timestamp":%q,"data":{"order_id":"load-%d-%d","currency":"EUR","line_items":[{"id":"1","sku":%q,"quantity":1,"unit_price_minor":1999}]}}`,
+			now.UTC().Format(time.RFC3339Nano), run, i, skus[i%int64(len(skus))])
+		req, err := providertest.NewRequest(ctx, cfg.URL, signer, providertest.Delivery{ID: id, Body: []byte(body), At: now})
+		if err != nil {
+			return
+		}
+		resp, err := client.Do(req)
+		status := 0
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			status = resp.StatusCode
+		}
+		d := time.Since(intended)
+		mu.Lock()
+		latencies = append(latencies, d)
+		statuses[status]++
+		mu.Unlock()
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range cfg.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(cfg.Requests) || ctx.Err() != nil {
-					return
-				}
-				now := time.Now()
-				id := fmt.Sprintf("msg_load_%d_%d", run, i)
-				body := fmt.Sprintf(`{"type":"order.paid","timestamp":%q,"data":{"order_id":"load-%d-%d","currency":"EUR","line_items":[{"id":"1","sku":%q,"quantity":1,"unit_price_minor":1999}]}}`,
-					now.UTC().Format(time.RFC3339Nano), run, i, skus[i%int64(len(skus))])
-				req, err := providertest.NewRequest(ctx, cfg.URL, signer, providertest.Delivery{ID: id, Body: []byte(body), At: now})
-				if err != nil {
-					return
-				}
-				t0 := time.Now()
-				resp, err := client.Do(req)
-				status := 0
-				if err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					status = resp.StatusCode
-				}
-				d := time.Since(t0)
-				mu.Lock()
-				latencies = append(latencies, d)
-				statuses[status]++
-				mu.Unlock()
+	if cfg.Rate > 0 {
+		// Open loop: request i leaves at start + i/rate whatever the
+		// answers, at most Concurrency in flight.
+		slots := make(chan struct{}, cfg.Concurrency)
+		interval := time.Second / time.Duration(cfg.Rate)
+		for i := range int64(cfg.Requests) {
+			intended := start.Add(time.Duration(i) * interval)
+			if d := time.Until(intended); d > 0 {
+				time.Sleep(d)
 			}
-		}()
+			if ctx.Err() != nil {
+				break
+			}
+			slots <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-slots; wg.Done() }()
+				send(i, intended)
+			}()
+		}
+	} else {
+		var next atomic.Int64
+		for range cfg.Concurrency {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := next.Add(1) - 1
+					if i >= int64(cfg.Requests) || ctx.Err() != nil {
+						return
+					}
+					send(i, time.Now())
+				}
+			}()
+		}
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -140,8 +173,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		}
 		return latencies[min(len(latencies)-1, int(float64(len(latencies))*p))].Round(10 * time.Microsecond)
 	}
-	fmt.Fprintf(out, "loadgen %s: %d webhooks, %d in flight, %v: %.0f/s, %.0f accepted/s; latency p50 %v p95 %v p99 %v max %v; status %v\n",
-		label, len(latencies), cfg.Concurrency, elapsed.Round(time.Millisecond), float64(len(latencies))/elapsed.Seconds(),
+	mode := fmt.Sprintf("%d in flight", cfg.Concurrency)
+	if cfg.Rate > 0 {
+		mode = fmt.Sprintf("open loop at %d/s, at most %d in flight", cfg.Rate, cfg.Concurrency)
+	}
+	fmt.Fprintf(out, "loadgen %s: %d webhooks, %s, %v: %.0f/s, %.0f accepted/s; latency p50 %v p95 %v p99 %v max %v; status %v\n",
+		label, len(latencies), mode, elapsed.Round(time.Millisecond), float64(len(latencies))/elapsed.Seconds(),
 		float64(statuses[200])/elapsed.Seconds(), pct(0.50), pct(0.95), pct(0.99), pct(1), statuses)
 	return nil
 }
