@@ -115,6 +115,9 @@ func run(stage string, n, skus int, dist string, batch int) error {
 
 	rdb := redis.NewClient(&redis.Options{Addr: env("SHOPSTREAM_REDIS_ADDR", "127.0.0.1:6379"), PoolSize: 64})
 	defer rdb.Close()
+	// Leave nothing behind: keys left by every run grow Redis and its AOF
+	// until a background rewrite lands in the middle of a later benchmark.
+	defer unlinkPrefix(context.Background(), rdb, prefix)
 	counter := &tripCounter{byName: map[string]int64{}}
 	rdb.AddHook(counter)
 
@@ -319,6 +322,21 @@ func (t *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		t.count(cmds...)
 		return next(ctx, cmds)
+	}
+}
+
+// unlinkPrefix deletes every key under prefix, a scan page at a time.
+func unlinkPrefix(ctx context.Context, rdb *redis.Client, prefix string) {
+	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		if keys = append(keys, iter.Val()); len(keys) == 1000 {
+			rdb.Unlink(ctx, keys...)
+			keys = keys[:0]
+		}
+	}
+	if len(keys) > 0 {
+		rdb.Unlink(ctx, keys...)
 	}
 }
 
