@@ -122,13 +122,7 @@ func handleOnce(ctx context.Context, cl *kgo.Client, cfg BatchConfig, h BatchHan
 	if len(rejected) == 0 {
 		return nil
 	}
-	now := time.Now()
-	dead := make([]*kgo.Record, len(rejected))
-	for i, r := range rejected {
-		cfg.Client.Logger.Warn("dead-lettering record", "topic", r.Record.Topic,
-			"partition", r.Record.Partition, "offset", r.Record.Offset, "err", r.Err)
-		dead[i] = DeadLetter(r.Record, cfg.DLQ(r.Record.Topic), Permanent(r.Err), now)
-	}
+	dead := deadLetters(rejected, cfg.DLQ, cfg.Client.Logger)
 	if err := cl.ProduceSync(ctx, dead...).FirstErr(); err != nil {
 		return fmt.Errorf("dead-letter %d records: %w", len(dead), err)
 	}

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -40,4 +41,18 @@ func DeadLetter(rec *kgo.Record, dlqTopic string, err error, now time.Time) *kgo
 		kgo.RecordHeader{Key: HeaderFailedAt, Value: []byte(now.UTC().Format(time.RFC3339Nano))},
 	)
 	return &kgo.Record{Topic: dlqTopic, Key: rec.Key, Value: rec.Value, Headers: headers}
+}
+
+// deadLetters returns the dead letters of rejected records, each to the DLQ
+// dlq names for its topic, and logs each: the one place both loops turn a
+// rejection into a record, so its class and headers cannot differ.
+func deadLetters(rejected []Rejection, dlq func(topic string) string, log *slog.Logger) []*kgo.Record {
+	now := time.Now()
+	dead := make([]*kgo.Record, len(rejected))
+	for i, r := range rejected {
+		log.Warn("dead-lettering record", "topic", r.Record.Topic,
+			"partition", r.Record.Partition, "offset", r.Record.Offset, "err", r.Err)
+		dead[i] = DeadLetter(r.Record, dlq(r.Record.Topic), Permanent(r.Err), now)
+	}
+	return dead
 }

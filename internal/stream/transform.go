@@ -42,17 +42,16 @@ type TransformConfig struct {
 	Middleware Middleware
 }
 
-// Defaults of TransformConfig. A batch costs one transaction and, for a
-// RunHandler stage, a fixed number of Redis round trips whatever its size,
-// so larger batches are cheaper per record until the transaction is held
-// long. Measured with bench/stages on this project's 2-core machine (10,000
-// SKUs uniform): the orders stage gave 28k orders/s at 500 a batch and 46k
-// at 2,000; the inventory stage 16-17k deltas/s at 500, 24-28k at 2,000 and
-// 34k at 5,000, each transaction then open about 150 ms. 2,000 takes most
-// of the gain and keeps a batch's delay to tens of milliseconds.
-const (
-	DefaultMaxPollRecords = 2000
-)
+// DefaultMaxPollRecords is TransformConfig.MaxPollRecords when none is set.
+// A batch costs one transaction and, for a RunHandler stage, a fixed number
+// of Redis round trips whatever its size, so larger batches are cheaper per
+// record until the transaction is held long. Measured with bench/stages on
+// this project's 2-core machine (10,000 SKUs uniform): the orders stage gave
+// 28k orders/s at 500 a batch and 46k at 2,000; the inventory stage 16-17k
+// deltas/s at 500, 24-28k at 2,000 and 34k at 5,000, each transaction then
+// open about 150 ms. 2,000 takes most of the gain and keeps a batch's delay
+// to tens of milliseconds.
+const DefaultMaxPollRecords = 2000
 
 // RegisterFlags registers the batch size of stage, -<stage>-max-poll-records
 // from SHOPSTREAM_<STAGE>_MAX_POLL_RECORDS.
@@ -154,10 +153,8 @@ func transformSession(ctx context.Context, cfg TransformConfig, h RunHandler, se
 			for _, out := range res.Outputs {
 				sess.Produce(ctx, out, promise.Promise())
 			}
-			now := time.Now()
-			for _, r := range res.Rejected {
-				log.Warn("dead-lettering record", "partition", r.Record.Partition, "offset", r.Record.Offset, "err", r.Err)
-				sess.Produce(ctx, DeadLetter(r.Record, cfg.DLQ, Permanent(r.Err), now), promise.Promise())
+			for _, dead := range deadLetters(res.Rejected, func(string) string { return cfg.DLQ }, log) {
+				sess.Produce(ctx, dead, promise.Promise())
 			}
 		}
 		if IsPermanent(handleErr) {
