@@ -31,6 +31,10 @@ func TestRoundTrip(t *testing.T) {
 			Quantity: -2, StockAfter: 1, Reason: "insufficient_stock", OccurredAt: ms(5), AppliedAt: ms(6)}, &InventoryMovement{}},
 		{"receipt", &WebhookReceipt{DeliveryID: "msg_1", Provider: "p", ReceivedAt: ms(7),
 			Headers: map[string]string{"content-type": "application/json"}, Body: []byte(`{}`)}, &WebhookReceipt{}},
+		{"receipt with its event", &WebhookReceipt{DeliveryID: "msg_2", Provider: "p", ReceivedAt: ms(8),
+			Headers: map[string]string{}, Body: []byte(`{}`), Event: &OrderEvent{EventID: "msg_2", Provider: "p", Type: OrderPaid,
+				OrderID: "o-2", Version: 8, OccurredAt: ms(8), ReceivedAt: ms(8), Lines: []LineItem{{LineID: "1", SKU: "S", Quantity: 1}}}},
+			&WebhookReceipt{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,7 +71,7 @@ func TestFingerprintsMatchTheReferenceImplementation(t *testing.T) {
 		{OrderEvent{}, 0x9e08c72a9396c851},
 		{InventoryDelta{}, 0x56485c551c7f6afa},
 		{InventoryMovement{}, 0x24f81a0e76ce4e95},
-		{WebhookReceipt{}, 0x592bed5c5c073680},
+		{WebhookReceipt{}, 0x309bf2436fcf538c},
 	} {
 		v, fp := tt.v, tt.fp
 		s, err := Default().SchemaOf(v)
@@ -184,6 +188,55 @@ func TestOldReaderReadsNewData(t *testing.T) {
 	}
 	if got["order_id"] != "o" || got["version"] != int64(9) {
 		t.Fatalf("new data read by the old schema as %v", got)
+	}
+}
+
+// webhookReceiptV0 is webhook_receipt.avsc before the edge carried its
+// mapped event: receipts already in webhooks.raw were written with it, and
+// readers that still have it read what the edge writes today.
+const webhookReceiptV0 = `{"type":"record","name":"WebhookReceipt","namespace":"io.shopstream","fields":[
+ {"name":"delivery_id","type":"string"},{"name":"provider","type":"string"},
+ {"name":"received_at","type":{"type":"long","logicalType":"timestamp-millis"}},
+ {"name":"headers","type":{"type":"map","values":"string"}},{"name":"body","type":"bytes"}]}`
+
+func TestReceiptsOfBothVersionsReadEachOther(t *testing.T) {
+	reg, err := NewRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := reg.AddWriterSchema(webhookReceiptV0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := hamba.Marshal(old.Avro, map[string]any{"delivery_id": "d", "provider": "p", "received_at": ms(3),
+		"headers": map[string]any{"a": "b"}, "body": []byte("{}")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got WebhookReceipt
+	if err := reg.Unmarshal(append(append([]byte{0xC3, 0x01}, le(old.Fingerprint)...), body...), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.DeliveryID != "d" || got.Event != nil {
+		t.Fatalf("old receipt read as %+v", got)
+	}
+
+	newData, err := Default().Marshal(&WebhookReceipt{DeliveryID: "d2", Provider: "p", ReceivedAt: ms(4), Headers: map[string]string{},
+		Body: []byte("{}"), Event: &OrderEvent{EventID: "d2", Type: OrderPaid, OrderID: "o", OccurredAt: ms(4), ReceivedAt: ms(4)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writer, _ := Default().SchemaOf(WebhookReceipt{})
+	resolved, err := hamba.NewSchemaCompatibility().Resolve(hamba.MustParse(webhookReceiptV0), writer.Avro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := decodeExact(resolved, newData[headerLen:], &m, "old WebhookReceipt"); err != nil {
+		t.Fatal(err)
+	}
+	if m["delivery_id"] != "d2" {
+		t.Fatalf("new receipt read by the old schema as %v", m)
 	}
 }
 

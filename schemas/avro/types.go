@@ -83,4 +83,6 @@ type WebhookReceipt struct {
 	ReceivedAt time.Time         `avro:"received_at"`
 	Headers    map[string]string `avro:"headers"`
 	Body       []byte            `avro:"body"`
+	// Event is nil for a delivery kept only as a receipt.
+	Event *OrderEvent `avro:"event"`
 }
