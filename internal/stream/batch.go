@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -35,14 +36,27 @@ type BatchConfig struct {
 	Inputs []string
 	// DLQ names the dead-letter topic of an input topic. Default topology.DLQ.
 	DLQ func(topic string) string
-	// MaxRecords bounds one batch. Default 5000 (DefaultBatchMaxRecords).
+	// MaxRecords bounds one batch: a batch this size is written at once.
+	// Default 5000 (DefaultBatchMaxRecords).
 	MaxRecords int
+	// Linger is how long a batch's oldest record (counted from the poll
+	// that brought it) waits for more records to join it before the batch
+	// is written anyway. It trades latency for fewer, larger writes. Zero
+	// writes whatever one poll returns, however few. At most MaxBatchLinger.
+	// Default 0.
+	Linger time.Duration
 	// Backoff between attempts at a failing batch. Default 100ms doubling to 5s.
 	Backoff Backoff
 }
 
 // DefaultBatchMaxRecords is BatchConfig.MaxRecords when none is set.
 const DefaultBatchMaxRecords = 5000
+
+// MaxBatchLinger bounds BatchConfig.Linger. A batch in hand holds up the
+// group's rebalances (BlockRebalanceOnPoll), and the group drops a member
+// that takes longer than its rebalance timeout (kgo's default: 60s) to
+// rejoin; a linger of seconds leaves that time to the write and its retries.
+const MaxBatchLinger = 10 * time.Second
 
 func (c *BatchConfig) setDefaults() error {
 	c.Client.setDefaults()
@@ -55,16 +69,22 @@ func (c *BatchConfig) setDefaults() error {
 	if c.MaxRecords == 0 {
 		c.MaxRecords = DefaultBatchMaxRecords
 	}
+	if c.MaxRecords < 0 || c.Linger < 0 || c.Linger > MaxBatchLinger {
+		return fmt.Errorf("stream: %s: MaxRecords %d and Linger %v: want a positive size and a linger from 0 to %v",
+			c.Group, c.MaxRecords, c.Linger, MaxBatchLinger)
+	}
 	c.Backoff.setDefaults()
 	return nil
 }
 
-// Batch consumes cfg.Inputs in cfg.Group and hands each polled batch to h,
-// committing the batch's offsets only after h succeeded and its rejections
-// are in the DLQ. A failing batch is retried, with backoff, until it
-// succeeds or ctx is done; it is never skipped. Rebalances wait while a batch
-// is in hand, so a batch is not written by two members at once in the
-// ordinary case. It returns nil when ctx is done.
+// Batch consumes cfg.Inputs in cfg.Group and hands batches to h: a batch
+// is what the polls have brought when it reaches cfg.MaxRecords or when its
+// oldest record has waited cfg.Linger, whichever comes first. It commits
+// the batch's offsets only after h succeeded and its rejections are in the
+// DLQ. A failing batch is retried, with backoff, until it succeeds or ctx
+// is done; it is never skipped. Rebalances wait while a batch is in hand
+// (lingering included), so a batch is not written by two members at once
+// in the ordinary case. It returns nil when ctx is done.
 func Batch(ctx context.Context, cfg BatchConfig, h BatchHandler) error {
 	if err := cfg.setDefaults(); err != nil {
 		return err
@@ -82,14 +102,10 @@ func Batch(ctx context.Context, cfg BatchConfig, h BatchHandler) error {
 	defer cl.CloseAllowingRebalance()
 
 	for {
-		fetches := cl.PollRecords(ctx, cfg.MaxRecords)
-		if ctx.Err() != nil || fetches.IsClientClosed() {
+		recs, stop := gather(ctx, cl, cfg.MaxRecords, cfg.Linger, log)
+		if stop {
 			return nil
 		}
-		fetches.EachError(func(topic string, p int32, err error) {
-			log.Warn("fetch failed", "topic", topic, "partition", p, "err", err)
-		})
-		recs := fetches.Records()
 		if len(recs) == 0 {
 			cl.AllowRebalance()
 			continue
@@ -111,6 +127,52 @@ func Batch(ctx context.Context, cfg BatchConfig, h BatchHandler) error {
 			log.Warn("commit failed; the batch will be redelivered", "records", len(recs), "err", err)
 		}
 		cl.AllowRebalance()
+	}
+}
+
+// poller is what gather needs of a *kgo.Client, so that its timing can be
+// tested without a broker.
+type poller interface {
+	PollRecords(ctx context.Context, maxPollRecords int) kgo.Fetches
+}
+
+// gather polls until it holds max records or its first record has waited
+// linger, and returns what it holds; nothing when a poll brought only
+// errors, so that the caller can let a rebalance in. Polls after the first
+// record wait no longer than that record's deadline. stop reports that ctx
+// is done or the client closed; what it holds then is left uncommitted, for
+// whoever consumes the partitions next.
+func gather(ctx context.Context, p poller, max int, linger time.Duration, log *slog.Logger) (recs []*kgo.Record, stop bool) {
+	var deadline time.Time
+	for {
+		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		if len(recs) > 0 {
+			pollCtx, cancel = context.WithDeadline(ctx, deadline)
+		}
+		fetches := p.PollRecords(pollCtx, max-len(recs))
+		cancel()
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			return recs, true
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			// A poll cut short by the linger returns a fetch of no topic
+			// that says so; the batch is due, nothing failed.
+			if topic == "" && errors.Is(err, context.DeadlineExceeded) {
+				return
+			}
+			log.Warn("fetch failed", "topic", topic, "partition", p, "err", err)
+		})
+		got := fetches.Records()
+		if len(recs) == 0 {
+			if len(got) == 0 {
+				return nil, false
+			}
+			deadline = time.Now().Add(linger)
+		}
+		recs = append(recs, got...)
+		if len(recs) >= max || !time.Now().Before(deadline) {
+			return recs, false
+		}
 	}
 }
 
