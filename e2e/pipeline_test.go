@@ -298,7 +298,7 @@ func (p *pipeline) settle(want uint64) {
 }
 
 func (p *pipeline) groups() []string {
-	return []string{p.prefix + "shopstream-orders", p.prefix + "shopstream-inventory", p.prefix + "shopstream-clickhouse"}
+	return []string{p.prefix + "shopstream-deliveries", p.prefix + "shopstream-orders", p.prefix + "shopstream-inventory", p.prefix + "shopstream-clickhouse"}
 }
 
 // noLag reports whether every group has consumed every committed record.

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/shopstream/shopstream/ingest/providers"
 	"github.com/shopstream/shopstream/internal/conf"
 	"github.com/shopstream/shopstream/internal/stream"
@@ -22,6 +20,14 @@ const (
 	DefaultMaxBodyBytes = 1 << 20
 	// DefaultProduceTimeout is under the 15s or more that providers wait.
 	DefaultProduceTimeout = 10 * time.Second
+	// DefaultMaxInFlight is twice what this machine's peak needs: at about
+	// 15,000 webhooks/s with 5-10 ms for Kafka's acknowledgement, about 150
+	// are in flight (Little's law). Beyond 256 a request admitted would
+	// only queue behind the others for the same CPU.
+	DefaultMaxInFlight = 256
+	// DefaultQueueWait lets a short burst wait for a slot and still tells
+	// an overload's excess to retry well within 100 ms.
+	DefaultQueueWait = 20 * time.Millisecond
 )
 
 // Config is the ingest stage's configuration: its own settings (flags),
@@ -33,14 +39,17 @@ type Config struct {
 	MaxBodyBytes int64
 	// Providers says which providers are served, with their secrets.
 	Providers providers.Config
+	// MaxInFlight and QueueWait bound the webhooks handled at once
+	// (HandlerConfig). Defaults DefaultMaxInFlight and DefaultQueueWait.
+	MaxInFlight int
+	QueueWait   time.Duration
+	// RecentDeliveries is how many accepted delivery ids the instance
+	// remembers to answer a retry "duplicate". Default
+	// DefaultRecentDeliveries.
+	RecentDeliveries int
 
 	// Kafka is the producer's client. Required.
 	Kafka stream.ClientConfig
-	// Redis keeps the delivery-id claims that answer a retry "duplicate".
-	// Optional: without it duplicates reach Kafka and are absorbed downstream.
-	Redis redis.Cmdable
-	// Prefix namespaces the claims' keys. Default "".
-	Prefix string
 	// Topics written. Required.
 	Topics topology.Names
 	// Ready, if set, is called with the bound address once the listener is open.
@@ -51,6 +60,9 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *conf.FlagSet) {
 	fs.String(&c.Listen, "listen", DefaultListen, "ingest HTTP address", "SHOPSTREAM_LISTEN")
 	fs.Int64(&c.MaxBodyBytes, "max-body-bytes", DefaultMaxBodyBytes, "largest webhook body accepted", "SHOPSTREAM_MAX_BODY_BYTES")
+	fs.Int(&c.MaxInFlight, "max-in-flight", DefaultMaxInFlight, "webhooks handled at once; more wait -queue-wait, then get 503", "SHOPSTREAM_MAX_IN_FLIGHT")
+	fs.Duration(&c.QueueWait, "queue-wait", DefaultQueueWait, "how long a webhook over -max-in-flight waits for a slot before 503", "SHOPSTREAM_QUEUE_WAIT")
+	fs.Int(&c.RecentDeliveries, "recent-deliveries", DefaultRecentDeliveries, "accepted delivery ids remembered in memory to answer a retry \"duplicate\"", "SHOPSTREAM_RECENT_DELIVERIES")
 	c.Providers.RegisterFlags(fs)
 }
 
@@ -65,8 +77,8 @@ func (c *Config) setDefaults() {
 
 // Validate reports what is missing or cannot work, before anything starts.
 func (c *Config) Validate() error {
-	if c.MaxBodyBytes < 0 {
-		return errors.New("ingest: the body limit cannot be negative")
+	if c.MaxBodyBytes < 0 || c.MaxInFlight < 0 || c.QueueWait < 0 || c.RecentDeliveries < 0 {
+		return errors.New("ingest: the body limit, in-flight bound, queue wait and recent deliveries cannot be negative")
 	}
 	if c.Topics == (topology.Names{}) {
 		return errors.New("ingest: Topics are required")
@@ -92,11 +104,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	hc := HandlerConfig{Providers: enabled, Producer: prod, Topics: cfg.Topics, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log}
-	if cfg.Redis != nil {
-		hc.Dedup = NewRedisDedup(cfg.Redis, cfg.Prefix)
-	}
-	h, err := NewHandler(hc)
+	h, err := NewHandler(HandlerConfig{Providers: enabled, Producer: prod, Topics: cfg.Topics, MaxBodyBytes: cfg.MaxBodyBytes,
+		MaxInFlight: cfg.MaxInFlight, QueueWait: cfg.QueueWait, Dedup: NewRecentDeliveries(cfg.RecentDeliveries), Logger: log})
 	if err != nil {
 		return err
 	}

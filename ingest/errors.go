@@ -15,6 +15,7 @@ import (
 var (
 	errUnavailable     = errors.New("kafka did not acknowledge the delivery")
 	errInFlight        = errors.New("the same delivery is being processed")
+	errOverloaded      = errors.New("too many webhooks in flight")
 	errUnknownProvider = errors.New("no such provider")
 	errMethod          = errors.New("only POST is accepted")
 )
@@ -51,6 +52,8 @@ func classify(err error) (status int, code string, retry bool) {
 		return http.StatusConflict, "delivery_in_flight", true
 	case errors.Is(err, errUnavailable):
 		return http.StatusServiceUnavailable, "unavailable", true
+	case errors.Is(err, errOverloaded):
+		return http.StatusServiceUnavailable, "overloaded", true
 	default:
 		return http.StatusInternalServerError, "internal", true
 	}
@@ -65,7 +68,9 @@ func encodeError(retryAfter time.Duration, log *slog.Logger) func(context.Contex
 		var body apiError
 		body.Error.Code = code
 		body.Error.Message = err.Error()
-		if status >= 500 || status == http.StatusConflict {
+		// An overload is answered thousands of times a second; one line
+		// each would make it worse.
+		if (status >= 500 || status == http.StatusConflict) && !errors.Is(err, errOverloaded) {
 			log.Warn("webhook not accepted", "status", status, "code", code, "err", err)
 			switch {
 			case errors.Is(err, errUnavailable):

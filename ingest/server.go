@@ -1,10 +1,17 @@
 // Package ingest owns the HTTP edge: it receives provider webhooks, verifies
-// them (providers/), maps them to canonical order events, writes the receipt
-// to webhooks.raw and the event to orders, and answers 2xx only once Kafka
-// has acknowledged both (acks=all, idempotent producer). Anything it cannot
-// take gets a structured JSON error and changes nothing; when Kafka cannot
-// take a delivery the answer is 503 with Retry-After, so the provider
-// retries and nothing acknowledged is lost.
+// them (providers/), maps them to canonical order events, writes one
+// record, the receipt with its event, to webhooks.raw, and answers 2xx only
+// once Kafka has acknowledged it (acks=all, idempotent producer). Anything
+// it cannot take gets a structured JSON error and changes nothing; when
+// Kafka cannot take a delivery, or more requests arrive than it can handle
+// at once, the answer is 503 with Retry-After, so the provider retries and
+// nothing acknowledged is lost.
+//
+// The edge does only what must happen before the 2xx: verify, check that
+// the payload is well formed, persist. Deciding that a delivery id was seen
+// before is the deliveries stage's job (processors/deliveries), downstream
+// of webhooks.raw; the edge keeps only an in-memory window of what it
+// accepted lately, to answer the common retry "duplicate" at no cost.
 //
 // Transport follows go-kit's split: decode (read, verify, map) is the
 // transport's job, the endpoint writes to Kafka, and errors become HTTP
@@ -20,7 +27,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	httptransport "github.com/go-kit/kit/transport/http"
@@ -46,8 +52,8 @@ type HandlerConfig struct {
 	// Producer writes receipts and events. Required.
 	Producer Producer
 	// Dedup answers a provider's retry of a delivery already accepted
-	// without writing it again. Optional: without it, duplicates reach
-	// Kafka and are absorbed downstream by their stable ids.
+	// without writing it again. Default NewRecentDeliveries(0). Whatever
+	// gets past it is absorbed downstream by the deliveries stage.
 	Dedup Deduper
 	// Topics written. Default topology.NamesFor("").
 	Topics topology.Names
@@ -61,6 +67,13 @@ type HandlerConfig struct {
 	ProduceTimeout time.Duration
 	// RetryAfter is the Retry-After given with a 503 or 409. Default 5s.
 	RetryAfter time.Duration
+	// MaxInFlight bounds the webhooks being handled at once, and with it
+	// memory (MaxInFlight bodies) and the wait of each one admitted. Default
+	// DefaultMaxInFlight.
+	MaxInFlight int
+	// QueueWait is how long a webhook over MaxInFlight waits for a slot
+	// before it is answered 503 with Retry-After. Default DefaultQueueWait.
+	QueueWait time.Duration
 	// Now is the clock signatures are checked against. Default time.Now.
 	Now func() time.Time
 	// Logger. Default slog.Default().
@@ -83,6 +96,15 @@ func (c *HandlerConfig) setDefaults() error {
 	if c.RetryAfter == 0 {
 		c.RetryAfter = 5 * time.Second
 	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.QueueWait <= 0 {
+		c.QueueWait = DefaultQueueWait
+	}
+	if c.Dedup == nil {
+		c.Dedup = NewRecentDeliveries(0)
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -104,12 +126,13 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 		_, _ = io.WriteString(w, `{"status":"ok"}`)
 	})
 	errorEncoder := encodeError(cfg.RetryAfter, cfg.Logger)
+	slots := make(chan struct{}, cfg.MaxInFlight)
 	for _, p := range cfg.Providers {
 		s := &service{cfg: cfg, provider: p}
-		mux.Handle("POST /webhooks/"+p.Name(), httptransport.NewServer(
+		mux.Handle("POST /webhooks/"+p.Name(), admit(slots, cfg.QueueWait, errorEncoder, httptransport.NewServer(
 			s.accept, s.decode, encodeResponse,
 			httptransport.ServerErrorEncoder(errorEncoder),
-		))
+		)))
 	}
 	mux.HandleFunc("/webhooks/", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -119,6 +142,34 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 		errorEncoder(r.Context(), errUnknownProvider, w)
 	})
 	return mux, nil
+}
+
+// admit lets a webhook through once it holds one of slots, shared by every
+// provider, and answers 503 (errOverloaded) to one that found none free
+// within wait. Without a bound, a burst beyond what Kafka and the CPU take
+// queues every request until all of them time out; with it, the webhooks
+// admitted keep their latency and the excess is told at once to come back,
+// before its body is read.
+func admit(slots chan struct{}, wait time.Duration, reject func(context.Context, error, http.ResponseWriter), next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case slots <- struct{}{}:
+		default:
+			t := time.NewTimer(wait)
+			select {
+			case slots <- struct{}{}:
+				t.Stop()
+			case <-t.C:
+				reject(r.Context(), errOverloaded, w)
+				return
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			}
+		}
+		defer func() { <-slots }()
+		next.ServeHTTP(w, r)
+	})
 }
 
 type service struct {
@@ -169,25 +220,23 @@ func (s *service) decode(_ context.Context, r *http.Request) (any, error) {
 func (s *service) accept(ctx context.Context, req any) (any, error) {
 	d := req.(*delivery)
 	key := s.provider.Name() + ":" + d.ID
-	if s.cfg.Dedup != nil {
-		claim, err := s.cfg.Dedup.Claim(ctx, key)
-		switch {
-		case err != nil:
-			// Fail open: a duplicate that gets through is absorbed
-			// downstream, a refused delivery would be retried for hours.
-			s.cfg.Logger.Warn("dedup unavailable; accepting without it", "delivery_id", d.ID, "err", err)
-		case claim == ClaimDone:
-			return response{Status: "duplicate", DeliveryID: d.ID}, nil
-		case claim == ClaimInFlight:
-			return nil, errInFlight
-		}
+	claim, err := s.cfg.Dedup.Claim(ctx, key)
+	switch {
+	case err != nil:
+		// Fail open: a duplicate that gets through is absorbed
+		// downstream, a refused delivery would be retried for hours.
+		s.cfg.Logger.Warn("dedup unavailable; accepting without it", "delivery_id", d.ID, "err", err)
+	case claim == ClaimDone:
+		return response{Status: "duplicate", DeliveryID: d.ID}, nil
+	case claim == ClaimInFlight:
+		return nil, errInFlight
 	}
-	recs, err := s.records(d)
+	rec, err := s.record(d)
 	if err != nil {
 		s.settle(key, err)
 		return nil, err
 	}
-	if err := s.write(recs, func(err error) { s.settle(key, err) }); err != nil {
+	if err := s.write(rec, func(err error) { s.settle(key, err) }); err != nil {
 		return nil, err
 	}
 	return response{Status: "accepted", DeliveryID: d.ID}, nil
@@ -197,9 +246,6 @@ func (s *service) accept(ctx context.Context, req any) (any, error) {
 // after Kafka acknowledged it, released after it failed so the provider's
 // retry goes through.
 func (s *service) settle(key string, err error) {
-	if s.cfg.Dedup == nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err != nil {
@@ -209,38 +255,23 @@ func (s *service) settle(key string, err error) {
 	}
 }
 
-// write produces recs and returns nil once Kafka acknowledged all of them,
-// or errUnavailable when one failed or ProduceTimeout passed first. done is
+// write produces rec and returns nil once Kafka acknowledged it, or
+// errUnavailable when it failed or ProduceTimeout passed first. done is
 // called once with the final outcome, whenever Kafka gives it: before write
 // returns if it came in time, else on a goroutine that waits for it. It is
 // never called on the producer's promise goroutine, which runs every
-// promise of the client one after another and must not wait on Redis.
-func (s *service) write(recs []*kgo.Record, done func(error)) error {
+// promise of the client one after another and must not wait on anything.
+func (s *service) write(rec *kgo.Record, done func(error)) error {
 	result := make(chan error, 1)
-	var (
-		mu    sync.Mutex
-		left  = len(recs)
-		first error
-	)
-	// The context bounds only the wait for buffer space and records not yet
-	// sent; it must outlive this request, so it ends by its own timer.
+	// The context bounds only the wait for buffer space and a record not
+	// yet sent; it must outlive this request, so it ends by its own timer.
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(s.cfg.ProduceTimeout, cancel)
-	for _, r := range recs {
-		s.cfg.Producer.Produce(ctx, r, func(_ *kgo.Record, err error) {
-			mu.Lock()
-			if err != nil && first == nil {
-				first = err
-			}
-			left--
-			last, outcome := left == 0, first
-			mu.Unlock()
-			if last {
-				cancel()
-				result <- outcome
-			}
-		})
-	}
+	stop := time.AfterFunc(s.cfg.ProduceTimeout, cancel)
+	s.cfg.Producer.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+		stop.Stop()
+		cancel()
+		result <- err
+	})
 	timer := time.NewTimer(s.cfg.ProduceTimeout)
 	defer timer.Stop()
 	select {
@@ -256,21 +287,11 @@ func (s *service) write(recs []*kgo.Record, done func(error)) error {
 	}
 }
 
-func (s *service) records(d *delivery) ([]*kgo.Record, error) {
-	receipt := &avro.WebhookReceipt{DeliveryID: d.ID, Provider: s.provider.Name(),
-		ReceivedAt: d.receivedAt.UTC().Truncate(time.Millisecond), Headers: d.headers, Body: d.body}
-	r, err := envelope.Record(s.cfg.Topics.WebhooksRaw, receipt, d.correlationID)
-	if err != nil {
-		return nil, err
-	}
-	if d.event == nil {
-		return []*kgo.Record{r}, nil
-	}
-	e, err := envelope.Record(s.cfg.Topics.Orders, d.event, d.correlationID)
-	if err != nil {
-		return nil, err
-	}
-	return []*kgo.Record{r, e}, nil
+// record is the one record a delivery becomes: its receipt, carrying the
+// order event it maps to.
+func (s *service) record(d *delivery) (*kgo.Record, error) {
+	return envelope.Record(s.cfg.Topics.WebhooksRaw, &avro.WebhookReceipt{DeliveryID: d.ID, Provider: s.provider.Name(),
+		ReceivedAt: d.receivedAt.UTC().Truncate(time.Millisecond), Headers: d.headers, Body: d.body, Event: d.event}, d.correlationID)
 }
 
 // keptHeaders are the request headers a receipt keeps: all but the

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -27,6 +28,16 @@ var (
 )
 
 const paidBody = `{"type":"order.paid","timestamp":"2026-11-24T11:59:59Z","data":{"order_id":"o-1","line_items":[{"id":"1","sku":"SKU-A","quantity":2}]}}`
+
+// testenvEventually waits up to 5 s for cond.
+func testenvEventually(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5s")
+		}
+	}
+}
 
 type recordingProducer struct {
 	mu   sync.Mutex
@@ -149,12 +160,12 @@ func TestAcceptedDeliveryIsWrittenBeforeTheAnswer(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	if len(prod.recs) != 2 {
-		t.Fatalf("produced %d records, want receipt and order", len(prod.recs))
+	if len(prod.recs) != 1 {
+		t.Fatalf("produced %d records, want one receipt carrying its order event", len(prod.recs))
 	}
-	raw, order := prod.recs[0], prod.recs[1]
-	if raw.Topic != topology.WebhooksRaw || string(raw.Key) != "msg_ok" || order.Topic != topology.Orders || string(order.Key) != "o-1" {
-		t.Fatalf("records %s/%s %s/%s", raw.Topic, raw.Key, order.Topic, order.Key)
+	raw := prod.recs[0]
+	if raw.Topic != topology.WebhooksRaw || string(raw.Key) != "msg_ok" {
+		t.Fatalf("record %s/%s", raw.Topic, raw.Key)
 	}
 	var receipt avro.WebhookReceipt
 	if err := avro.Default().Unmarshal(raw.Value, &receipt); err != nil {
@@ -166,9 +177,9 @@ func TestAcceptedDeliveryIsWrittenBeforeTheAnswer(t *testing.T) {
 	if _, ok := receipt.Headers["webhook-signature"]; ok {
 		t.Fatal("the receipt kept the signature")
 	}
-	var e avro.OrderEvent
-	if err := avro.Default().Unmarshal(order.Value, &e); err != nil {
-		t.Fatal(err)
+	e := receipt.Event
+	if e == nil {
+		t.Fatal("the receipt carries no order event")
 	}
 	if e.EventID != "msg_ok" || e.Type != avro.OrderPaid || e.Lines[0].SKU != "SKU-A" || !e.ReceivedAt.Equal(testNow) || e.CorrelationID == "" {
 		t.Fatalf("event %+v", e)
@@ -181,6 +192,10 @@ func TestNonOrderEventKeepsOnlyAReceipt(t *testing.T) {
 	resp, _ := post{body: `{"type":"customer.created","timestamp":"2026-11-24T11:59:59Z","data":{}}`}.do(t, url)
 	if resp.StatusCode != 200 || len(prod.recs) != 1 || prod.recs[0].Topic != topology.WebhooksRaw {
 		t.Fatalf("status %d, %d records", resp.StatusCode, len(prod.recs))
+	}
+	var receipt avro.WebhookReceipt
+	if err := avro.Default().Unmarshal(prod.recs[0].Value, &receipt); err != nil || receipt.Event != nil {
+		t.Fatalf("receipt %+v (%v), want one without an event", receipt, err)
 	}
 }
 
@@ -195,34 +210,9 @@ func TestKafkaFailureIs503WithRetryAfter(t *testing.T) {
 	}
 }
 
-type memDedup struct {
-	mu sync.Mutex
-	m  map[string]string
-}
-
-func (d *memDedup) Claim(_ context.Context, k string) (Claim, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	switch d.m[k] {
-	case "done":
-		return ClaimDone, nil
-	case "pending":
-		return ClaimInFlight, nil
-	}
-	d.m[k] = "pending"
-	return ClaimNew, nil
-}
-func (d *memDedup) Complete(_ context.Context, k string) error { d.set(k, "done"); return nil }
-func (d *memDedup) Release(_ context.Context, k string) error  { d.set(k, ""); return nil }
-func (d *memDedup) set(k, v string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.m[k] = v
-}
-
 func TestDuplicateDeliveryIsAnsweredWithoutAWrite(t *testing.T) {
 	prod := &recordingProducer{}
-	dedup := &memDedup{m: map[string]string{}}
+	dedup := NewRecentDeliveries(0)
 	url := newTestServer(t, prod, dedup)
 	for i, want := range []string{"accepted", "duplicate"} {
 		resp, a := post{id: "msg_dup", body: paidBody}.do(t, url)
@@ -230,10 +220,12 @@ func TestDuplicateDeliveryIsAnsweredWithoutAWrite(t *testing.T) {
 			t.Fatalf("attempt %d: %d %q, want 200 %q", i, resp.StatusCode, a.Status, want)
 		}
 	}
-	if len(prod.recs) != 2 {
+	if len(prod.recs) != 1 {
 		t.Fatalf("a duplicate was written again: %d records", len(prod.recs))
 	}
-	dedup.set("standardwebhooks:msg_busy", "pending")
+	if c, _ := dedup.Claim(context.Background(), "standardwebhooks:msg_busy"); c != ClaimNew {
+		t.Fatalf("claim %v", c)
+	}
 	resp, body := post{id: "msg_busy", body: paidBody}.do(t, url)
 	if resp.StatusCode != 409 || body.Error.Code != "delivery_in_flight" || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("in flight: %d %+v", resp.StatusCode, body)
@@ -243,13 +235,12 @@ func TestDuplicateDeliveryIsAnsweredWithoutAWrite(t *testing.T) {
 // A failed write releases the claim: the provider's retry must go through.
 func TestFailedWriteReleasesTheClaim(t *testing.T) {
 	prod := &recordingProducer{err: errors.New("down")}
-	dedup := &memDedup{m: map[string]string{}}
-	url := newTestServer(t, prod, dedup)
+	url := newTestServer(t, prod, NewRecentDeliveries(0))
 	if resp, _ := (post{id: "msg_r", body: paidBody}).do(t, url); resp.StatusCode != 503 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	prod.err = nil
-	if resp, _ := (post{id: "msg_r", body: paidBody}).do(t, url); resp.StatusCode != 200 || len(prod.recs) != 2 {
+	if resp, _ := (post{id: "msg_r", body: paidBody}).do(t, url); resp.StatusCode != 200 || len(prod.recs) != 1 {
 		t.Fatalf("retry: status %d, %d records", resp.StatusCode, len(prod.recs))
 	}
 }
@@ -267,6 +258,20 @@ func (p *hangingProducer) Produce(_ context.Context, r *kgo.Record, promise func
 	p.promises = append(p.promises, func() { promise(r, nil) })
 }
 
+// resolveSoon resolves the next promise once it is made.
+func (p *hangingProducer) resolveSoon() {
+	for {
+		p.mu.Lock()
+		n := len(p.promises)
+		p.mu.Unlock()
+		if n > 0 {
+			p.resolve()
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func (p *hangingProducer) resolve() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -281,9 +286,8 @@ func (p *hangingProducer) resolve() {
 // retry is answered as a duplicate rather than written again.
 func TestNoAcknowledgementIs503InTimeAndALateOneCompletesTheClaim(t *testing.T) {
 	prod := &hangingProducer{}
-	dedup := &memDedup{m: map[string]string{}}
 	p, _ := providers.NewStandardWebhooks(providers.StandardWebhooksConfig{Secrets: []string{testSecret}})
-	h, err := NewHandler(HandlerConfig{Providers: []providers.Provider{p}, Producer: prod, Dedup: dedup,
+	h, err := NewHandler(HandlerConfig{Providers: []providers.Provider{p}, Producer: prod,
 		ProduceTimeout: 200 * time.Millisecond, Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)
@@ -311,6 +315,52 @@ func TestNoAcknowledgementIs503InTimeAndALateOneCompletesTheClaim(t *testing.T) 
 	}
 }
 
+// More webhooks than MaxInFlight: the ones admitted are answered when Kafka
+// acknowledges, the excess is told 503 with Retry-After once QueueWait has
+// passed, without its body being read or anything written.
+func TestOverloadIs503WithRetryAfterAndWritesNothing(t *testing.T) {
+	prod := &hangingProducer{}
+	p, _ := providers.NewStandardWebhooks(providers.StandardWebhooksConfig{Secrets: []string{testSecret}})
+	h, err := NewHandler(HandlerConfig{Providers: []providers.Provider{p}, Producer: prod, MaxInFlight: 2,
+		QueueWait: 50 * time.Millisecond, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := newServer(t, h)
+	admitted := make(chan int, 2)
+	for i := range 2 {
+		go func() {
+			resp, _ := post{id: fmt.Sprintf("msg_admitted_%d", i), body: paidBody}.do(t, url)
+			admitted <- resp.StatusCode
+		}()
+	}
+	testenvEventually(t, func() bool { prod.mu.Lock(); defer prod.mu.Unlock(); return len(prod.promises) == 2 })
+	start := time.Now()
+	resp, a := post{id: "msg_excess", body: paidBody}.do(t, url)
+	if resp.StatusCode != 503 || a.Error.Code != "overloaded" || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("the excess got %d %+v", resp.StatusCode, a)
+	}
+	if waited := time.Since(start); waited < 50*time.Millisecond {
+		t.Fatalf("the excess was refused after %v, before QueueWait", waited)
+	}
+	prod.mu.Lock()
+	if n := len(prod.promises); n != 2 {
+		t.Fatalf("%d writes, want the 2 admitted", n)
+	}
+	prod.mu.Unlock()
+	prod.resolve()
+	for range 2 {
+		if s := <-admitted; s != 200 {
+			t.Fatalf("an admitted webhook got %d", s)
+		}
+	}
+	// Slots are given back: the next one is admitted.
+	go prod.resolveSoon()
+	if resp, _ := (post{id: "msg_after", body: paidBody}).do(t, url); resp.StatusCode != 200 {
+		t.Fatalf("after the overload: %d", resp.StatusCode)
+	}
+}
+
 // The stage's documented defaults are the ones it runs with when nothing
 // is set.
 func TestConfigDefaults(t *testing.T) {
@@ -321,7 +371,8 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	var h HandlerConfig
 	h.Providers, h.Producer = []providers.Provider{nil}, nopProducer{}
-	if err := h.setDefaults(); err != nil || h.MaxBodyBytes != 1<<20 || h.ProduceTimeout != 10*time.Second || h.RetryAfter != 5*time.Second {
-		t.Fatalf("handler defaults %+v (%v) differ from the documented 1 MiB, 10s and 5s", h, err)
+	if err := h.setDefaults(); err != nil || h.MaxBodyBytes != 1<<20 || h.ProduceTimeout != 10*time.Second || h.RetryAfter != 5*time.Second ||
+		h.MaxInFlight != 256 || h.QueueWait != 20*time.Millisecond || h.Dedup == nil {
+		t.Fatalf("handler defaults %+v (%v) differ from the documented 1 MiB, 10s, 5s, 256 in flight and 20ms", h, err)
 	}
 }

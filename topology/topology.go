@@ -111,6 +111,7 @@ func Topics(o Options) []Topic {
 		topic(n.Orders, 30*day, o.Partitions),
 		topic(n.Deltas, forever, o.Partitions),
 		topic(n.Movements, 30*day, o.Partitions),
+		topic(DLQ(n.WebhooksRaw), 14*day, dlqPartitions),
 		topic(DLQ(n.Orders), 14*day, dlqPartitions),
 		topic(DLQ(n.Deltas), 14*day, dlqPartitions),
 		topic(DLQ(n.Movements), 14*day, dlqPartitions),

@@ -43,9 +43,10 @@ type command struct {
 func commands() []*command {
 	ops := &operator{}
 	return []*command{
-		{name: "run", summary: "ingest, both processors and the ClickHouse sink in one process",
-			stages: []string{"ingest", "orders", "inventory", "sink"}},
+		{name: "run", summary: "ingest, every processor and the ClickHouse sink in one process",
+			stages: []string{"ingest", "deliveries", "orders", "inventory", "sink"}},
 		{name: "ingest", summary: "the webhook receiver alone", stages: []string{"ingest"}},
+		{name: "process deliveries", summary: "once per delivery id: receipts to order events, alone", stages: []string{"deliveries"}},
 		{name: "process orders", summary: "the order state machine alone", stages: []string{"orders"}},
 		{name: "process inventory", summary: "the inventory processor alone", stages: []string{"inventory"}},
 		{name: "sink", summary: "the ClickHouse sink alone", stages: []string{"sink"}},

@@ -33,7 +33,7 @@ func TestCommandsRefuseBadArguments(t *testing.T) {
 		want string
 	}{
 		{[]string{"frobnicate"}, "unknown command"},
-		{[]string{"process", "payments"}, "process orders|inventory"},
+		{[]string{"process", "payments"}, "process deliveries|orders|inventory"},
 		{[]string{"topics", "delete"}, "topics plan|apply"},
 		{[]string{"stock", "adjust", "-sku", "A"}, "needs -sku, a non-zero -qty and -id"},
 		{[]string{"stock", "adjust", "-sku", "a{b}", "-qty", "1", "-id", "x"}, "brace"},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/shopstream/shopstream/ingest"
 	"github.com/shopstream/shopstream/internal/conf"
+	"github.com/shopstream/shopstream/processors/deliveries"
 	"github.com/shopstream/shopstream/processors/inventory"
 	"github.com/shopstream/shopstream/processors/orders"
 	chsink "github.com/shopstream/shopstream/sinks/clickhouse"
@@ -34,24 +35,34 @@ type stage struct {
 
 // pipeline holds every stage's Config.
 type pipeline struct {
-	ingest    ingest.Config
-	orders    orders.Config
-	inventory inventory.Config
-	sink      chsink.Config
+	ingest     ingest.Config
+	deliveries deliveries.Config
+	orders     orders.Config
+	inventory  inventory.Config
+	sink       chsink.Config
 }
 
 // stages returns every stage of p, in the order data flows through them. A
 // new stage is a package with a Config and a Run, a field of pipeline, and
 // an entry here.
 func (p *pipeline) stages() []*stage {
-	in, ord, inv, snk := &p.ingest, &p.orders, &p.inventory, &p.sink
+	in, dlv, ord, inv, snk := &p.ingest, &p.deliveries, &p.orders, &p.inventory, &p.sink
 	return []*stage{
 		{name: "ingest", flags: in.RegisterFlags,
-			prepare: func(s *settings, rdb *redis.Client) error {
-				in.Kafka, in.Redis, in.Prefix, in.Topics = s.kafka(), rdb, s.prefix, s.topics()
+			prepare: func(s *settings, _ *redis.Client) error {
+				in.Kafka, in.Topics = s.kafka(), s.topics()
 				return in.Validate()
 			},
 			run: func(ctx context.Context) error { return ingest.Run(ctx, *in) }},
+		{name: "deliveries", flags: dlv.RegisterFlags, transactional: true,
+			prepare: func(s *settings, rdb *redis.Client) error {
+				if err := s.transform(&dlv.Stream, "deliveries", s.topics().WebhooksRaw); err != nil {
+					return err
+				}
+				dlv.Orders, dlv.Redis, dlv.Prefix = s.topics().Orders, rdb, s.prefix
+				return dlv.Validate()
+			},
+			run: func(ctx context.Context) error { return deliveries.Run(ctx, *dlv) }},
 		{name: "orders", flags: ord.RegisterFlags, transactional: true,
 			prepare: func(s *settings, rdb *redis.Client) error {
 				if err := s.transform(&ord.Stream, "orders", s.topics().Orders); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/shopstream/shopstream/internal/stream"
 	"github.com/shopstream/shopstream/internal/testenv"
+	"github.com/shopstream/shopstream/schemas/envelope"
 	"github.com/shopstream/shopstream/topology"
 )
 
@@ -100,7 +101,7 @@ func TestTransformRetriesTransientAndDeadLettersPermanent(t *testing.T) {
 		stream.HeaderErrorClass: stream.ClassPermanent, stream.HeaderErrorReason: `cannot use "bad"`,
 		stream.HeaderOriginTopic: in, stream.HeaderOriginOffset: "1",
 	} {
-		if v, _ := testenv.Header(dead[0], k); v != want {
+		if v, _ := envelope.Header(dead[0], k); v != want {
 			t.Errorf("header %s = %q, want %q", k, v, want)
 		}
 	}

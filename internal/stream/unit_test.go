@@ -9,7 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/shopstream/shopstream/internal/testenv"
+	"github.com/shopstream/shopstream/schemas/envelope"
 )
 
 func TestBackoffDefaultsAndBounds(t *testing.T) {
@@ -45,13 +45,13 @@ func TestDeadLetterKeepsRecordAndBoundsReason(t *testing.T) {
 	if d.Topic != "orders.dlq" || string(d.Key) != "k" || string(d.Value) != "v" {
 		t.Fatalf("dead letter %+v", d)
 	}
-	if v, _ := testenv.Header(d, "correlation.id"); v != "c" {
+	if v, _ := envelope.Header(d, "correlation.id"); v != "c" {
 		t.Fatal("the record's own headers must be kept")
 	}
-	if v, _ := testenv.Header(d, HeaderErrorReason); len(v) != maxReason {
+	if v, _ := envelope.Header(d, HeaderErrorReason); len(v) != maxReason {
 		t.Fatalf("reason of %d bytes, want %d", len(v), maxReason)
 	}
-	if v, _ := testenv.Header(d, HeaderOriginPartition); v != "2" {
+	if v, _ := envelope.Header(d, HeaderOriginPartition); v != "2" {
 		t.Fatalf("partition header %q", v)
 	}
 }

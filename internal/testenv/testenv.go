@@ -192,14 +192,3 @@ func ReadTopic(t testing.TB, topic string, want int) []*kgo.Record {
 	defer cancelExtra()
 	return append(out, cl.PollFetches(extra).Records()...)
 }
-
-// Header returns the value of rec's last header named key, and whether it
-// has one.
-func Header(rec *kgo.Record, key string) (string, bool) {
-	for i := len(rec.Headers) - 1; i >= 0; i-- {
-		if rec.Headers[i].Key == key {
-			return string(rec.Headers[i].Value), true
-		}
-	}
-	return "", false
-}

@@ -91,6 +91,17 @@ func Record(topic string, v any, correlationID string) (*kgo.Record, error) {
 	return &kgo.Record{Topic: topic, Key: []byte(key), Value: value, Headers: headers}, nil
 }
 
+// Header returns the value of rec's last header named key, and whether it
+// has one.
+func Header(rec *kgo.Record, key string) (string, bool) {
+	for i := len(rec.Headers) - 1; i >= 0; i-- {
+		if rec.Headers[i].Key == key {
+			return string(rec.Headers[i].Value), true
+		}
+	}
+	return "", false
+}
+
 func or(a, b string) string {
 	if a != "" {
 		return a

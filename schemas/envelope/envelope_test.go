@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopstream/shopstream/internal/testenv"
 	"github.com/shopstream/shopstream/schemas/avro"
 )
 
@@ -35,11 +34,11 @@ func TestRecordKeysAndEventTypes(t *testing.T) {
 				t.Fatalf("topic %q key %q, want topic %q", rec.Topic, rec.Key, tt.key)
 			}
 			for k, want := range tt.headers {
-				if got, _ := testenv.Header(rec, k); got != want {
+				if got, _ := Header(rec, k); got != want {
 					t.Errorf("%s = %q, want %q", k, got, want)
 				}
 			}
-			if _, ok := testenv.Header(rec, HeaderProvider); !ok && tt.headers[HeaderProvider] != "" {
+			if _, ok := Header(rec, HeaderProvider); !ok && tt.headers[HeaderProvider] != "" {
 				t.Error("no provider header")
 			}
 		})
@@ -62,7 +61,7 @@ func TestFingerprintHeaderMatchesTheValue(t *testing.T) {
 	for i := range want {
 		want[i] = hex[fp>>(60-4*uint(i))&0xf]
 	}
-	if got, _ := testenv.Header(rec, HeaderSchemaFP); got != string(want[:]) {
+	if got, _ := Header(rec, HeaderSchemaFP); got != string(want[:]) {
 		t.Fatalf("fingerprint header %q, value's %q", got, want)
 	}
 }

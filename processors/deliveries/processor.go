@@ -1,0 +1,169 @@
+// Package deliveries owns "once per delivery": it consumes the receipts the
+// edge wrote to webhooks.raw, lets the first sighting of each provider
+// delivery id through, and forwards the order event that receipt carries
+// to the orders topic, in a Kafka transaction with its input offsets.
+//
+// The edge writes a delivery again when a provider's retry reaches another
+// instance, comes after a restart, or after the edge's in-memory window
+// forgot it. Receipts are keyed by delivery id, so every copy of a delivery
+// lands in one partition, in the order the edge wrote them, and the first
+// one is the one at the lowest offset. The stage records, per delivery, the
+// position (topic, partition, offset) of that first copy in Redis, with SET
+// NX GET, a whole batch in one pipelined round trip. A record that finds
+// its own position there is the first copy seen again (its transaction
+// aborted, the stage was killed, or an operator replays from earliest) and
+// is forwarded again, identically; one that finds another position is a
+// later copy and is dropped. So the decision is the same on every
+// replay, and nothing depends on what an earlier attempt left behind.
+//
+// The records are kept for Horizon (default 7 days, webhooks.raw's
+// retention): a replay reads nothing older than the topic keeps, and a
+// provider's retry comes within days (Stripe's and Svix's span about
+// three). A copy that arrives after its first one's record expired is
+// forwarded again; the orders stage orders events by the provider's version
+// and gives every delta a stable id, so it changes nothing twice either.
+package deliveries
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopstream/shopstream/internal/stream"
+	"github.com/shopstream/shopstream/schemas/avro"
+	"github.com/shopstream/shopstream/schemas/envelope"
+)
+
+// Sighting is one copy of a delivery: the delivery's key and where the copy
+// is in the log.
+type Sighting struct {
+	Key      string
+	Position string
+}
+
+// FirstSeen remembers where each delivery was first seen.
+type FirstSeen interface {
+	// Record records each sighting's position unless its key has one,
+	// and reports, sighting by sighting, whether it is the first: its key
+	// had no position, or had this very one. Sightings of one key are
+	// decided in the order given.
+	Record(ctx context.Context, sightings []Sighting) ([]bool, error)
+}
+
+// RedisFirstSeen is a FirstSeen on Redis: one string a delivery, under the
+// delivery's own hash tag, written a batch per pipelined round trip (a
+// pipeline, not a script over many keys, because a batch's keys live in
+// many slots of a Redis Cluster).
+type RedisFirstSeen struct {
+	rdb     redis.Cmdable
+	prefix  string
+	horizon time.Duration
+}
+
+// NewRedisFirstSeen returns a FirstSeen whose keys start with prefix and
+// live for horizon.
+func NewRedisFirstSeen(rdb redis.Cmdable, prefix string, horizon time.Duration) *RedisFirstSeen {
+	return &RedisFirstSeen{rdb: rdb, prefix: prefix, horizon: horizon}
+}
+
+func (r *RedisFirstSeen) key(k string) string { return r.prefix + "dlv:{" + k + "}" }
+
+// Record implements FirstSeen.
+func (r *RedisFirstSeen) Record(ctx context.Context, sightings []Sighting) ([]bool, error) {
+	if len(sightings) == 0 {
+		return nil, nil
+	}
+	pipe := r.rdb.Pipeline()
+	cmds := make([]*redis.StatusCmd, len(sightings))
+	for i, s := range sightings {
+		cmds[i] = pipe.SetArgs(ctx, r.key(s.Key), s.Position, redis.SetArgs{Mode: "NX", Get: true, TTL: r.horizon})
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("deliveries: record %d sightings: %w", len(sightings), err)
+	}
+	first := make([]bool, len(sightings))
+	for i, c := range cmds {
+		prev, err := c.Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			first[i] = true
+		case err != nil:
+			return nil, fmt.Errorf("deliveries: record %s: %w", sightings[i].Key, err)
+		default:
+			first[i] = prev == sightings[i].Position
+		}
+	}
+	return first, nil
+}
+
+// Processor is the stream.RunHandler of the deliveries stage.
+type Processor struct {
+	seen   FirstSeen
+	codec  *avro.Registry
+	orders string
+}
+
+// NewProcessor returns a Processor that decides first sightings with seen
+// and forwards order events to the orders topic.
+func NewProcessor(seen FirstSeen, orders string) *Processor {
+	return &Processor{seen: seen, codec: avro.Default(), orders: orders}
+}
+
+// HandleRuns forwards the order event of every receipt in the batch that is
+// its delivery's first copy, in each partition's order. A record that is not
+// a receipt, or whose event cannot be encoded, is rejected before its
+// delivery is recorded, so that it marks nothing as seen.
+func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (stream.Result, error) {
+	receipts, rejected := stream.Decode(runs, p.decode)
+	res := stream.Result{Rejected: rejected}
+	var (
+		sightings []Sighting
+		outputs   []*kgo.Record
+	)
+	for _, r := range receipts {
+		var out *kgo.Record
+		if e := r.Value.Event; e != nil {
+			corr, _ := envelope.Header(r.Record, envelope.HeaderCorrelationID)
+			var err error
+			if out, err = envelope.Record(p.orders, e, corr); err != nil {
+				res.Rejected = append(res.Rejected, stream.Rejection{Record: r.Record, Err: stream.Permanent(err)})
+				continue
+			}
+		}
+		sightings = append(sightings, Sighting{Key: r.Value.Provider + ":" + r.Value.DeliveryID, Position: position(r.Record)})
+		outputs = append(outputs, out)
+	}
+	first, err := p.seen.Record(ctx, sightings)
+	if err != nil {
+		return stream.Result{}, err
+	}
+	for i, out := range outputs {
+		if first[i] && out != nil {
+			res.Outputs = append(res.Outputs, out)
+		}
+	}
+	return res, nil
+}
+
+// position names a record's place in the log: stable across every
+// redelivery and replay of that record, and different for every other copy.
+func position(r *kgo.Record) string {
+	return r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10)
+}
+
+// decode reads and checks one receipt.
+func (p *Processor) decode(rec *kgo.Record) (avro.WebhookReceipt, error) {
+	var r avro.WebhookReceipt
+	if err := p.codec.Unmarshal(rec.Value, &r); err != nil {
+		return r, err
+	}
+	if r.DeliveryID == "" || r.Provider == "" {
+		return r, fmt.Errorf("deliveries: receipt at %s lacks a delivery id or provider", position(rec))
+	}
+	return r, nil
+}

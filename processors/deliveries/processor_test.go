@@ -1,0 +1,165 @@
+package deliveries
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopstream/shopstream/internal/stream"
+	"github.com/shopstream/shopstream/internal/testenv"
+	"github.com/shopstream/shopstream/schemas/avro"
+	"github.com/shopstream/shopstream/schemas/envelope"
+)
+
+var at = time.UnixMilli(1_780_000_000_000).UTC()
+
+// copyOf is a copy of delivery id at offset of partition 0 of webhooks.raw;
+// order, when set, is the order event it carries.
+func copyOf(t *testing.T, id, order string, offset int64) *kgo.Record {
+	t.Helper()
+	r := &avro.WebhookReceipt{DeliveryID: id, Provider: "standardwebhooks", ReceivedAt: at, Headers: map[string]string{}, Body: []byte("{}")}
+	if order != "" {
+		r.Event = &avro.OrderEvent{EventID: id, Provider: "standardwebhooks", Type: avro.OrderPaid, OrderID: order, Version: 1,
+			OccurredAt: at, ReceivedAt: at, Lines: []avro.LineItem{{LineID: "1", SKU: "A", Quantity: 1}}}
+	}
+	rec, err := envelope.Record("webhooks.raw", r, "corr-"+id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Offset = offset
+	return rec
+}
+
+func orderIDs(t *testing.T, outs []*kgo.Record) []string {
+	t.Helper()
+	var ids []string
+	for _, o := range outs {
+		if o.Topic != "orders" {
+			t.Fatalf("output to %s", o.Topic)
+		}
+		ids = append(ids, string(o.Key))
+	}
+	return ids
+}
+
+func handle(t *testing.T, p *Processor, recs ...*kgo.Record) stream.Result {
+	t.Helper()
+	res, err := p.HandleRuns(context.Background(), [][]*kgo.Record{recs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// On the real Redis: a delivery's copies are forwarded once, whichever
+// batch they come in; the first copy is forwarded again, byte for byte,
+// when it is handled again (an aborted transaction, a crash, a replay);
+// the later copies never are.
+func TestOnlyTheFirstCopyOfADeliveryIsForwarded(t *testing.T) {
+	p := NewProcessor(NewRedisFirstSeen(testenv.Redis(t), testenv.Namespace(t), time.Hour), "orders")
+	first, retryInBatch, other := copyOf(t, "msg_1", "o-1", 10), copyOf(t, "msg_1", "o-1", 11), copyOf(t, "msg_2", "o-2", 12)
+	receiptOnly := copyOf(t, "msg_3", "", 13)
+	res := handle(t, p, first, retryInBatch, other, receiptOnly)
+	if got := orderIDs(t, res.Outputs); len(got) != 2 || got[0] != "o-1" || got[1] != "o-2" {
+		t.Fatalf("first batch forwarded %v, want [o-1 o-2]", got)
+	}
+	if v, _ := envelope.Header(res.Outputs[0], envelope.HeaderCorrelationID); v != "corr-msg_1" {
+		t.Fatalf("correlation id %q, want the receipt's", v)
+	}
+	if v, _ := envelope.Header(res.Outputs[0], envelope.HeaderEventType); v != "order.paid" {
+		t.Fatalf("event type %q", v)
+	}
+
+	// A later copy, in a later batch, is dropped.
+	if res := handle(t, p, copyOf(t, "msg_1", "o-1", 40)); len(res.Outputs) != 0 {
+		t.Fatalf("a later copy was forwarded: %v", orderIDs(t, res.Outputs))
+	}
+	// The whole first batch again, as after an abort or a replay from
+	// earliest: the same outputs, the same bytes.
+	again := handle(t, p, first, retryInBatch, other, receiptOnly)
+	if len(again.Outputs) != len(res.Outputs) {
+		t.Fatalf("the batch again forwarded %d, first time %d", len(again.Outputs), len(res.Outputs))
+	}
+	for i := range res.Outputs {
+		if !bytes.Equal(res.Outputs[i].Value, again.Outputs[i].Value) {
+			t.Fatalf("output %d differs when the batch is handled again", i)
+		}
+	}
+	// The same delivery id from another provider is another delivery.
+	otherProvider := copyOf(t, "msg_1", "o-9", 41)
+	var r avro.WebhookReceipt
+	if err := avro.Default().Unmarshal(otherProvider.Value, &r); err != nil {
+		t.Fatal(err)
+	}
+	r.Provider, r.Event.Provider = "shopify", "shopify"
+	otherProvider, _ = envelope.Record("webhooks.raw", &r, "")
+	otherProvider.Offset = 41
+	if res := handle(t, p, otherProvider); len(res.Outputs) != 1 {
+		t.Fatalf("another provider's msg_1 forwarded %d", len(res.Outputs))
+	}
+}
+
+type failingSeen struct{}
+
+func (failingSeen) Record(context.Context, []Sighting) ([]bool, error) {
+	return nil, errors.New("redis gone")
+}
+
+// Redis unavailable fails the batch as a transient error, to be retried
+// whole: nothing is forwarded on a guess.
+func TestAFirstSeenOutageFailsTheBatch(t *testing.T) {
+	p := NewProcessor(failingSeen{}, "orders")
+	res, err := p.HandleRuns(context.Background(), [][]*kgo.Record{{copyOf(t, "msg_1", "o-1", 1)}})
+	if err == nil || stream.IsPermanent(err) || len(res.Outputs) != 0 {
+		t.Fatalf("got %d outputs, err %v; want a transient error and nothing", len(res.Outputs), err)
+	}
+}
+
+type recordingSeen struct{ got []Sighting }
+
+func (s *recordingSeen) Record(_ context.Context, sightings []Sighting) ([]bool, error) {
+	s.got = append(s.got, sightings...)
+	first := make([]bool, len(sightings))
+	for i := range first {
+		first[i] = true
+	}
+	return first, nil
+}
+
+// A record that is not a receipt, or lacks what identifies its delivery, is
+// rejected and marks nothing as seen; the rest of its batch goes on.
+func TestBadReceiptsAreRejectedAndRecordNothing(t *testing.T) {
+	noID := copyOf(t, "", "o-1", 2)
+	seen := &recordingSeen{}
+	p := NewProcessor(seen, "orders")
+	tests := []struct {
+		name string
+		rec  *kgo.Record
+	}{
+		{"not avro", &kgo.Record{Topic: "webhooks.raw", Value: []byte("garbage"), Offset: 1}},
+		{"no delivery id", noID},
+		{"another contract", func() *kgo.Record {
+			r, _ := envelope.Record("webhooks.raw", &avro.InventoryDelta{DeltaID: "d", SKU: "A", Kind: avro.DeltaSale, OccurredAt: at}, "")
+			return r
+		}()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			seen.got = nil
+			res := handle(t, p, tt.rec, copyOf(t, "msg_ok", "o-ok", 99))
+			if len(res.Rejected) != 1 || res.Rejected[0].Record != tt.rec {
+				t.Fatalf("%d rejected, want the bad record", len(res.Rejected))
+			}
+			if len(seen.got) != 1 || seen.got[0].Key != "standardwebhooks:msg_ok" {
+				t.Fatalf("recorded %+v, want only the good one", seen.got)
+			}
+			if got := orderIDs(t, res.Outputs); len(got) != 1 || got[0] != "o-ok" {
+				t.Fatalf("forwarded %v", got)
+			}
+		})
+	}
+}
