@@ -1,49 +1,104 @@
--- Applies a run of one SKU's deltas, in order, each at most once, while the
--- caller holds the SKU's lock, and releases the lock.
--- Every key shares the SKU's hash tag, so this runs on one Redis Cluster slot.
--- KEYS[1] stock      integer; absent means 0
--- KEYS[2] applied    hash delta_id -> outcome; the dedup record and the memory
---                    of what was decided, so a redelivery re-emits the same movement
--- KEYS[3] ledger     list of "delta_id|quantity|stock_after", one per applied delta
--- KEYS[4] backorder  "1" lets this SKU's stock go below zero
--- KEYS[5] lock       the SKU's lock: SET NX PX with a random token, as redislock takes it
--- ARGV[1] the caller's lock token. The run applies only while the lock holds
---         it (fencing): a caller whose lock expired, and whose SKU another
---         holder may have taken since, changes nothing.
--- ARGV[2] applied_at (ms)
--- then three per delta: delta_id, signed quantity, and the delta it
---         reverses or "": a restock gives back only a sale that was
---         applied, never one that was refused
--- Returns {dup, outcome, dup, outcome, ...}, one pair per delta in order:
--- dup is 1 for a delta seen before, 0 for a new one; outcome is
--- "APPLIED|stock_after|applied_at|" or "REFUSED|stock|applied_at|reason".
--- Returns the error LOCKLOST, having changed nothing, when the lock is not held.
-if redis.call('GET', KEYS[5]) ~= ARGV[1] then
-  return redis.error_reply('LOCKLOST the lock of this SKU expired or is held by another')
-end
-local backorder = redis.call('GET', KEYS[4]) == '1'
-local out = {}
-for i = 3, #ARGV, 3 do
-  local id, qty, reverses = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local outcome = redis.call('HGET', KEYS[2], id)
-  if outcome then
-    out[#out + 1] = 1
-  else
-    local stock = redis.call('GET', KEYS[1]) or '0'
-    local reversed = reverses ~= '' and redis.call('HGET', KEYS[2], reverses)
-    if reverses ~= '' and (not reversed or string.sub(reversed, 1, 8) ~= 'APPLIED|') then
-      outcome = 'REFUSED|' .. stock .. '|' .. ARGV[2] .. '|reversed_delta_not_applied'
-    elseif tonumber(qty) < 0 and tonumber(stock) + tonumber(qty) < 0 and not backorder then
-      outcome = 'REFUSED|' .. stock .. '|' .. ARGV[2] .. '|insufficient_stock'
-    else
-      local after = redis.call('INCRBY', KEYS[1], qty)
-      outcome = 'APPLIED|' .. after .. '|' .. ARGV[2] .. '|'
-      redis.call('RPUSH', KEYS[3], id .. '|' .. qty .. '|' .. after)
+-- Applies the runs of one or more SKUs, each run's deltas in order and each
+-- delta at most once, while the caller holds each SKU's lock, and releases
+-- each lock. One call carries many SKUs because the call itself, not the
+-- work in it, was most of what a run of one delta cost Redis.
+-- On Redis Cluster the caller puts in one call only SKUs of one hash slot.
+-- KEYS, five per SKU, in the order of its run in ARGV:
+--   stock      integer; absent means 0
+--   applied    hash delta_id -> outcome; the dedup record and the memory
+--              of what was decided, so a redelivery re-emits the same movement
+--   ledger     list of "delta_id|quantity|stock_after", one per applied delta
+--   backorder  "1" lets this SKU's stock go below zero
+--   lock       the SKU's lock: SET NX PX with a random token, as redislock takes it
+-- ARGV[1] applied_at (ms)
+-- then per SKU: the caller's lock token for it, its number of deltas n, and
+--   three per delta: delta_id, signed quantity, and the delta it reverses
+--   or "": a restock gives back only a sale that was applied, never one
+--   that was refused.
+-- A SKU's run applies only while its lock holds the caller's token
+-- (fencing): a caller whose lock expired, and whose SKU another holder may
+-- have taken since, changes nothing of that SKU.
+-- Returns one element per SKU: the string LOCKLOST when its lock was not
+-- held (nothing of it changed), else {dup, outcome, dup, outcome, ...}, one
+-- pair per delta in order: dup is 1 for a delta seen before, 0 for a new
+-- one; outcome is "APPLIED|stock_after|applied_at|" or
+-- "REFUSED|stock|applied_at|reason".
+
+-- unpack puts every element on Lua's C stack, which is bounded (8000), so
+-- long argument lists go in slices.
+local slice = 1000
+
+local function hmget(key, fields, into)
+  for i = 1, #fields, slice do
+    local last = math.min(i + slice - 1, #fields)
+    local got = redis.call('HMGET', key, unpack(fields, i, last))
+    for j = i, last do
+      into[fields[j]] = got[j - i + 1]
     end
-    redis.call('HSET', KEYS[2], id, outcome)
-    out[#out + 1] = 0
   end
-  out[#out + 1] = outcome
 end
-redis.call('DEL', KEYS[5])
+
+local function push(cmd, key, values)
+  for i = 1, #values, slice do
+    redis.call(cmd, key, unpack(values, i, math.min(i + slice - 1, #values)))
+  end
+end
+
+local at = ARGV[1]
+local out = {}
+local a = 2
+for k = 1, #KEYS, 5 do
+  local token, first = ARGV[a], a + 2
+  a = first + 3 * tonumber(ARGV[a + 1])
+  local cur = redis.call('MGET', KEYS[k + 4], KEYS[k + 3], KEYS[k])
+  if cur[1] ~= token then
+    out[#out + 1] = 'LOCKLOST'
+  else
+    local backorder = cur[2] == '1'
+    local stock = tonumber(cur[3] or '0')
+    local fields = {}
+    for i = first, a - 1, 3 do
+      fields[#fields + 1] = ARGV[i]
+      if ARGV[i + 2] ~= '' then
+        fields[#fields + 1] = ARGV[i + 2]
+      end
+    end
+    -- known holds every outcome this run can read, as stored before it and
+    -- as decided by it, so a delta sees the ones before it in the run.
+    local known = {}
+    hmget(KEYS[k + 1], fields, known)
+    local res, decided, ledger, net, applied = {}, {}, {}, 0, false
+    for i = first, a - 1, 3 do
+      local id, qty, reverses = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+      local outcome = known[id]
+      if outcome then
+        res[#res + 1] = 1
+      else
+        local reversed = reverses ~= '' and known[reverses]
+        local q = tonumber(qty)
+        if reverses ~= '' and (not reversed or string.sub(reversed, 1, 8) ~= 'APPLIED|') then
+          outcome = 'REFUSED|' .. stock .. '|' .. at .. '|reversed_delta_not_applied'
+        elseif q < 0 and stock + q < 0 and not backorder then
+          outcome = 'REFUSED|' .. stock .. '|' .. at .. '|insufficient_stock'
+        else
+          stock, net, applied = stock + q, net + q, true
+          outcome = 'APPLIED|' .. stock .. '|' .. at .. '|'
+          ledger[#ledger + 1] = id .. '|' .. qty .. '|' .. stock
+        end
+        known[id] = outcome
+        decided[#decided + 1] = id
+        decided[#decided + 1] = outcome
+        res[#res + 1] = 0
+      end
+      res[#res + 1] = outcome
+    end
+    if applied then
+      redis.call('INCRBY', KEYS[k], net)
+      push('RPUSH', KEYS[k + 2], ledger)
+    end
+    push('HSET', KEYS[k + 1], decided)
+    redis.call('DEL', KEYS[k + 4])
+    out[#out + 1] = res
+  end
+end
 return out

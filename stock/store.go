@@ -132,11 +132,12 @@ type Run struct {
 // ApplyRuns applies each run's deltas to its SKU's stock, in order, once per
 // delta id, and returns each delta's outcome, run by run. It costs two round
 // trips for the whole batch, however many SKUs it holds: one pipeline takes
-// every SKU's lock, a second runs apply.lua once per SKU. The script checks
-// and records each delta id in the same atomic step that changes the stock,
-// checks that the lock still holds this call's token (a lock that expired
-// mid-batch, whose SKU another holder may have taken, changes nothing), and
-// releases the lock. A sale that would take stock below zero is refused
+// every SKU's lock, a second runs apply.lua, each call for the runs of many
+// SKUs (of one hash slot on a Redis Cluster). For each SKU the script checks
+// that its lock still holds this batch's token (a lock that expired
+// mid-batch, whose SKU another holder may have taken, changes nothing of
+// that SKU), checks and records each delta id in the same atomic step that
+// changes the stock, and releases the lock. A sale that would take stock below zero is refused
 // unless the SKU allows backorders, and so is a restock of a sale that was
 // refused; a refusal is recorded too, so a replay decides the same way.
 //
@@ -245,50 +246,108 @@ func (s *Store) release(runs []Run, tokens []string) {
 	_, _ = pipe.Exec(ctx) // a lock not released frees itself by its TTL
 }
 
-// applyLocked runs apply.lua once per run, in one pipelined round trip.
-// Runs whose script Redis did not know (NOSCRIPT, after a restart) changed
-// nothing; the script is loaded and they alone are sent again.
+// A call of apply.lua carries the runs of at most callSKUs SKUs and
+// callDeltas deltas (a longer run goes alone): enough that the call's own
+// cost is shared by many runs, little enough that one call does not hold
+// Redis, which runs nothing else meanwhile, for long.
+const (
+	callSKUs   = 128
+	callDeltas = 1024
+)
+
+// calls groups runs into calls of apply.lua, as indexes into runs. On a
+// Redis Cluster a call holds the SKUs of one hash slot only, since a script
+// may touch only keys of the node it runs on; on one node any SKUs share a
+// call.
+func (s *Store) calls(runs []Run) [][]int {
+	_, cluster := s.rdb.(*redis.ClusterClient)
+	bySlot := map[int][]int{}
+	var slots []int
+	for i, r := range runs {
+		slot := 0
+		if cluster {
+			slot = Slot(KeysFor(s.cfg.Prefix, r.SKU).Stock)
+		}
+		if _, ok := bySlot[slot]; !ok {
+			slots = append(slots, slot)
+		}
+		bySlot[slot] = append(bySlot[slot], i)
+	}
+	var calls [][]int
+	for _, slot := range slots {
+		var call []int
+		deltas := 0
+		for _, i := range bySlot[slot] {
+			n := len(runs[i].Deltas)
+			if len(call) > 0 && (len(call) == callSKUs || deltas+n > callDeltas) {
+				calls = append(calls, call)
+				call, deltas = nil, 0
+			}
+			call, deltas = append(call, i), deltas+n
+		}
+		calls = append(calls, call)
+	}
+	return calls
+}
+
+// applyLocked runs apply.lua once per call (see calls), all in one
+// pipelined round trip. Calls whose script Redis did not know (NOSCRIPT,
+// after a restart) changed nothing; the script is loaded and they alone are
+// sent again.
 func (s *Store) applyLocked(ctx context.Context, runs []Run, tokens []string, now time.Time) ([][]Outcome, error) {
 	at := strconv.FormatInt(now.UnixMilli(), 10)
 	out := make([][]Outcome, len(runs))
-	pending := make([]int, len(runs))
-	for i := range pending {
-		pending[i] = i
-	}
+	pending := s.calls(runs)
 	var (
 		firstErr error
 		failed   int
 	)
+	fail := func(i int, err error) {
+		failed++
+		if firstErr == nil {
+			firstErr = fmt.Errorf("stock: apply %d deltas to %s: %w", len(runs[i].Deltas), runs[i].SKU, err)
+		}
+	}
 	for attempt := 0; len(pending) > 0; attempt++ {
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, len(pending))
-		for j, i := range pending {
-			r, k := runs[i], KeysFor(s.cfg.Prefix, runs[i].SKU)
-			args := make([]any, 0, 2+3*len(r.Deltas))
-			args = append(args, tokens[i], at)
-			for _, d := range r.Deltas {
-				args = append(args, d.ID, d.Quantity, d.Reverses)
+		for j, call := range pending {
+			keys := make([]string, 0, 5*len(call))
+			args := []any{at}
+			for _, i := range call {
+				r, k := runs[i], KeysFor(s.cfg.Prefix, runs[i].SKU)
+				keys = append(keys, k.Stock, k.Applied, k.Ledger, k.Backorder, k.Lock)
+				args = append(args, tokens[i], len(r.Deltas))
+				for _, d := range r.Deltas {
+					args = append(args, d.ID, d.Quantity, d.Reverses)
+				}
 			}
-			cmds[j] = applyScript.EvalSha(ctx, pipe, []string{k.Stock, k.Applied, k.Ledger, k.Backorder, k.Lock}, args...)
+			cmds[j] = applyScript.EvalSha(ctx, pipe, keys, args...)
 		}
 		_, _ = pipe.Exec(ctx) // each command's own result is read below
-		var again []int
-		for j, i := range pending {
+		var again [][]int
+		for j, call := range pending {
 			res, err := cmds[j].Slice()
 			if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0 {
-				again = append(again, i)
+				again = append(again, call)
 				continue
 			}
-			if err == nil {
-				out[i], err = parseOutcomes(res, len(runs[i].Deltas))
+			if err == nil && len(res) != len(call) {
+				err = fmt.Errorf("stock: apply script returned %d runs for %d", len(res), len(call))
 			}
 			if err != nil {
-				if redis.HasErrorPrefix(err, "LOCKLOST") {
-					err = ErrLockLost
+				for _, i := range call {
+					fail(i, err)
 				}
-				failed++
-				if firstErr == nil {
-					firstErr = fmt.Errorf("stock: apply %d deltas to %s: %w", len(runs[i].Deltas), runs[i].SKU, err)
+				continue
+			}
+			for n, i := range call {
+				if res[n] == "LOCKLOST" {
+					fail(i, ErrLockLost)
+					continue
+				}
+				if out[i], err = parseOutcomes(res[n], len(runs[i].Deltas)); err != nil {
+					fail(i, err)
 				}
 			}
 		}
@@ -310,9 +369,10 @@ func (s *Store) applyLocked(ctx context.Context, runs []Run, tokens []string, no
 	return out, nil
 }
 
-func parseOutcomes(res []any, n int) ([]Outcome, error) {
-	if len(res) != 2*n {
-		return nil, fmt.Errorf("stock: apply script returned %d values for %d deltas", len(res), n)
+func parseOutcomes(v any, n int) ([]Outcome, error) {
+	res, ok := v.([]any)
+	if !ok || len(res) != 2*n {
+		return nil, fmt.Errorf("stock: apply script returned a malformed run for %d deltas", n)
 	}
 	out := make([]Outcome, n)
 	for i := range out {

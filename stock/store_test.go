@@ -298,3 +298,111 @@ func TestAppliesAfterScriptFlush(t *testing.T) {
 		t.Fatalf("%+v %v", out, err)
 	}
 }
+
+// A batch of more SKUs and deltas than one script call carries is split
+// into several calls, and every run still applies once, in order.
+func TestApplyRunsAcrossManyCalls(t *testing.T) {
+	rdb := testenv.Redis(t)
+	ctx := context.Background()
+	s := NewStore(rdb, StoreConfig{Prefix: testenv.Namespace(t)})
+	var runs []Run
+	for i := range 3 * callSKUs {
+		sku := fmt.Sprintf("M-%d", i)
+		runs = append(runs, Run{SKU: sku, Deltas: []Delta{{ID: "a", SKU: sku, Quantity: 1}, {ID: "a", SKU: sku, Quantity: 1}}})
+	}
+	long := Run{SKU: "LONG"}
+	for i := range callDeltas + 10 {
+		long.Deltas = append(long.Deltas, Delta{ID: fmt.Sprint(i), SKU: "LONG", Quantity: 1})
+	}
+	runs = append(runs, long)
+	if n := len(s.calls(runs)); n < 4 {
+		t.Fatalf("%d script calls for %d SKUs, want them split", n, len(runs))
+	}
+	outs, err := s.ApplyRuns(ctx, runs, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range runs[:len(runs)-1] {
+		if o := outs[i]; len(o) != 2 || o[0].StockAfter != 1 || o[0].Duplicate || !o[1].Duplicate {
+			t.Fatalf("%s: %+v", r.SKU, o)
+		}
+		if v, _ := s.Stock(ctx, r.SKU); v != 1 {
+			t.Fatalf("stock of %s %d, want 1", r.SKU, v)
+		}
+	}
+	if last := outs[len(outs)-1]; last[len(last)-1].StockAfter != int64(len(long.Deltas)) {
+		t.Fatalf("the long run ended at %+v", last[len(last)-1])
+	}
+	if l, _ := s.Ledger(ctx, "LONG"); len(l) != len(long.Deltas) || l[len(l)-1].StockAfter != int64(len(l)) {
+		t.Fatalf("the long run's ledger has %d entries", len(l))
+	}
+}
+
+// Fencing is per SKU inside a call of many: the SKU whose lock was lost
+// changes nothing and its lock is left to its new holder; the batch fails
+// with ErrLockLost, and applying it again applies the rest once.
+func TestLostLockInACallOfManyFencesItsSKUOnly(t *testing.T) {
+	rdb := testenv.Redis(t)
+	ctx := context.Background()
+	prefix := testenv.Namespace(t)
+	s := NewStore(rdb, StoreConfig{Prefix: prefix})
+	runs := []Run{
+		{SKU: "P", Deltas: []Delta{{ID: "p", SKU: "P", Quantity: 1}}},
+		{SKU: "Q", Deltas: []Delta{{ID: "q", SKU: "Q", Quantity: 1}}},
+	}
+	tokens, err := s.lock(ctx, runs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.calls(runs)) != 1 {
+		t.Fatal("two SKUs on one node should share a call")
+	}
+	rdb.Set(ctx, KeysFor(prefix, "Q").Lock, "another", time.Minute)
+	if _, err := s.applyLocked(ctx, runs, tokens, time.Now()); !errors.Is(err, ErrLockLost) {
+		t.Fatalf("err %v, want ErrLockLost", err)
+	}
+	if v, _ := s.Stock(ctx, "Q"); v != 0 {
+		t.Fatal("a SKU whose lock was lost changed")
+	}
+	if held, _ := rdb.Get(ctx, KeysFor(prefix, "Q").Lock).Result(); held != "another" {
+		t.Fatal("the lock of another holder was touched")
+	}
+	rdb.Del(ctx, KeysFor(prefix, "Q").Lock)
+	outs, err := s.ApplyRuns(ctx, runs, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !outs[0][0].Duplicate || outs[1][0].Duplicate || outs[1][0].StockAfter != 1 {
+		t.Fatalf("outcomes %+v", outs)
+	}
+}
+
+// On Redis Cluster a script may touch the keys of one slot only: every
+// call holds SKUs of one slot, and none more than the bounds.
+func TestClusterCallsHoldOneSlot(t *testing.T) {
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
+	defer rdb.Close()
+	s := NewStore(rdb, StoreConfig{Prefix: "p:"})
+	var runs []Run
+	for i := range 5000 {
+		sku := fmt.Sprintf("C-%d", i%2000)
+		runs = append(runs, Run{SKU: sku, Deltas: []Delta{{ID: fmt.Sprint(i), SKU: sku, Quantity: 1}}})
+	}
+	seen := 0
+	for _, call := range s.calls(runs) {
+		slot, deltas := Slot(KeysFor("p:", runs[call[0]].SKU).Lock), 0
+		for _, i := range call {
+			if Slot(KeysFor("p:", runs[i].SKU).Stock) != slot {
+				t.Fatalf("a call mixes slots %d and %d", slot, Slot(runs[i].SKU))
+			}
+			deltas += len(runs[i].Deltas)
+		}
+		if len(call) > callSKUs || deltas > callDeltas {
+			t.Fatalf("a call of %d SKUs and %d deltas", len(call), deltas)
+		}
+		seen += len(call)
+	}
+	if seen != len(runs) {
+		t.Fatalf("calls hold %d runs of %d", seen, len(runs))
+	}
+}
