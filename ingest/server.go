@@ -128,7 +128,7 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 	errorEncoder := encodeError(cfg.RetryAfter, cfg.Logger)
 	slots := make(chan struct{}, cfg.MaxInFlight)
 	for _, p := range cfg.Providers {
-		s := &service{cfg: cfg, provider: p}
+		s := &service{cfg: cfg, provider: p, secretHeaders: secretHeaders(p.SecretHeaders())}
 		mux.Handle("POST /webhooks/"+p.Name(), admit(slots, cfg.QueueWait, errorEncoder, httptransport.NewServer(
 			s.accept, s.decode, encodeResponse,
 			httptransport.ServerErrorEncoder(errorEncoder),
@@ -175,6 +175,9 @@ func admit(slots chan struct{}, wait time.Duration, reject func(context.Context,
 type service struct {
 	cfg      HandlerConfig
 	provider providers.Provider
+	// secretHeaders are the canonical names of the headers a receipt
+	// drops: the provider's signatures and any credentials.
+	secretHeaders map[string]bool
 }
 
 // delivery is a verified, mapped webhook on its way to Kafka.
@@ -212,7 +215,7 @@ func (s *service) decode(_ context.Context, r *http.Request) (any, error) {
 		e.CorrelationID = corr
 	}
 	return &delivery{Delivery: d, receivedAt: receivedAt, body: body,
-		headers: keptHeaders(r.Header, s.provider.SecretHeaders()), event: e, correlationID: corr}, nil
+		headers: keptHeaders(r.Header, s.secretHeaders), event: e, correlationID: corr}, nil
 }
 
 // accept writes a verified delivery to Kafka and returns once Kafka has
@@ -263,28 +266,34 @@ func (s *service) settle(key string, err error) {
 // promise of the client one after another and must not wait on anything.
 func (s *service) write(rec *kgo.Record, done func(error)) error {
 	result := make(chan error, 1)
-	// The context bounds only the wait for buffer space and a record not
-	// yet sent; it must outlive this request, so it ends by its own timer.
-	ctx, cancel := context.WithCancel(context.Background())
-	stop := time.AfterFunc(s.cfg.ProduceTimeout, cancel)
+	// The context bounds the wait for buffer space and a record not yet
+	// sent, and the wait here; it must outlive this request, so it ends by
+	// its own deadline or once Kafka answered.
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProduceTimeout)
 	s.cfg.Producer.Produce(ctx, rec, func(_ *kgo.Record, err error) {
-		stop.Stop()
-		cancel()
 		result <- err
+		cancel()
 	})
-	timer := time.NewTimer(s.cfg.ProduceTimeout)
-	defer timer.Stop()
 	select {
 	case err := <-result:
-		done(err)
-		if err != nil {
-			return fmt.Errorf("%w: %v", errUnavailable, err)
+		return s.written(err, done)
+	case <-ctx.Done():
+		select {
+		case err := <-result: // the answer and the deadline came together
+			return s.written(err, done)
+		default:
+			go func() { done(<-result) }()
+			return fmt.Errorf("%w: no acknowledgement within %v", errUnavailable, s.cfg.ProduceTimeout)
 		}
-		return nil
-	case <-timer.C:
-		go func() { done(<-result) }()
-		return fmt.Errorf("%w: no acknowledgement within %v", errUnavailable, s.cfg.ProduceTimeout)
 	}
+}
+
+func (s *service) written(err error, done func(error)) error {
+	done(err)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUnavailable, err)
+	}
+	return nil
 }
 
 // record is the one record a delivery becomes: its receipt, carrying the
@@ -294,13 +303,16 @@ func (s *service) record(d *delivery) (*kgo.Record, error) {
 		ReceivedAt: d.receivedAt.UTC().Truncate(time.Millisecond), Headers: d.headers, Body: d.body, Event: d.event}, d.correlationID)
 }
 
-// keptHeaders are the request headers a receipt keeps: all but the
-// provider's signatures and credentials.
-func keptHeaders(h http.Header, secret []string) map[string]string {
+func secretHeaders(provider []string) map[string]bool {
 	drop := map[string]bool{"Authorization": true, "Cookie": true, "Proxy-Authorization": true}
-	for _, k := range secret {
+	for _, k := range provider {
 		drop[http.CanonicalHeaderKey(k)] = true
 	}
+	return drop
+}
+
+// keptHeaders are the request headers a receipt keeps: all but drop.
+func keptHeaders(h http.Header, drop map[string]bool) map[string]string {
 	out := make(map[string]string, len(h))
 	for k, v := range h {
 		if !drop[http.CanonicalHeaderKey(k)] {
