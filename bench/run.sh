@@ -45,16 +45,18 @@ naive_pid=$!
 trap 'kill $ingest_pid $naive_pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18081/healthz >/dev/null && curl -s -o /dev/null http://127.0.0.1:18082/ && break; sleep 0.2; done
 accepted() { sed -n 's/.* \([0-9]*\) accepted\/s.*/\1/p'; }
+peak=0
 for c in 32 128; do
   naive_line=$(bin/shopstream loadgen -url http://127.0.0.1:18082/webhooks/standardwebhooks -n "$N" -c "$c")
   ingest_line=$(bin/shopstream loadgen -url http://127.0.0.1:18081/webhooks/standardwebhooks -n "$N" -c "$c")
   echo "$naive_line"; echo "$ingest_line"
   a=$(accepted <<<"$ingest_line"); b=$(accepted <<<"$naive_line")
+  (( a > peak )) && peak=$a
   awk -v a="$a" -v b="$b" -v c="$c" 'BEGIN { printf "ingest c%d: %d accepted/s, naive %d/s, ratio %.2f\n", c, a, b, a/b }'
 done
 # Open loop at a fixed 5,000/s for 5 s, latency from each webhook's intended
 # send time; the bare handler in the same run is this client's own floor.
-p99() { sed -n 's/.* p99 \([^ ]*\) .*/\1/p'; }
+p99() { sed -n 's/.* p99 \([^ ]*\) .*/\1/p' | head -1; }
 rate=${BENCH_RATE:-5000}
 for target in bare naive ingest; do
   case $target in
@@ -65,6 +67,17 @@ for target in bare naive ingest; do
   echo "$line"
   echo "$target open loop at ${rate}/s: p99 $(p99 <<<"$line"), $(accepted <<<"$line") accepted/s"
 done
+# Overload: twice the peak just measured, open loop for 5 s. What ingest
+# cannot take must be told 503 with Retry-After at once, while the rest is
+# still accepted; its peak RSS (VmHWM) says memory stayed bounded.
+over=$((2 * peak))
+line=$(bin/shopstream loadgen -url http://127.0.0.1:18081/webhooks/standardwebhooks -rate "$over" -n $((over * 5)) -c 4096)
+echo "$line"
+refused=$(grep 'answered 503' <<<"$line" || true)
+rss=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$ingest_pid/status")
+awk -v g="$(accepted <<<"$line")" -v p="$peak" -v o="$over" -v r="$rss" -v p99="$(p99 <<<"$refused")" -v n="$(sed -n 's/.*: \([0-9]*\) answered 503.*/\1/p' <<<"$refused")" \
+  -v bare="$(sed -n 's/.*, \([0-9]*\) without Retry-After.*/\1/p' <<<"$refused")" \
+  'BEGIN { printf "ingest overload at %d/s (2x peak %d/s): goodput %d accepted/s (%.0f%% of peak), %d answered 503 (p99 %s, %d without Retry-After), ingest peak RSS %d MB\n", o, p, g, 100*g/p, n, (p99==""?"-":p99), bare, r }'
 kill $ingest_pid $naive_pid; wait $ingest_pid $naive_pid 2>/dev/null || true
 
 echo; echo "## the orders stage alone, from a filled orders topic (bench/stages)"
@@ -90,4 +103,9 @@ for _ in $(seq 1 1200); do
 done
 end=$(date +%s.%N)
 awk -v n="$got" -v s="$start" -v e="$end" 'BEGIN { printf "pipeline: %.0f webhooks/s, from the first webhook until all %d movements were in ClickHouse (%.1fs)\n", n/(e-s), n, e-s }'
+# Acknowledgement to a queryable row, at a fixed rate, on the same pipeline
+# now idle (bench/latency).
+go build -o bin/latency ./bench/latency
+lat_rate=${BENCH_LATENCY_RATE:-1000}
+bin/latency -url http://127.0.0.1:18080/webhooks/standardwebhooks -rate "$lat_rate" -n $((lat_rate * 10)) 2>"/tmp/${ns}latency.log" || cat "/tmp/${ns}latency.log"
 kill $pid; wait $pid 2>/dev/null || true

@@ -100,30 +100,53 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	var mu sync.Mutex
 	latencies := make([]time.Duration, 0, cfg.Requests)
 	statuses := map[int]int{}
+	// Refusals are timed apart: an overloaded server must say "retry" fast,
+	// and a refusal without Retry-After tells the provider nothing.
+	var refusals []time.Duration
+	refusalsWithoutRetryAfter := 0
+	// Every webhook is signed before the clock starts, so that the client
+	// spends its share of this machine's two cores sending, not signing:
+	// at tens of thousands a second the signing alone took a large part of
+	// a core, and the server's figure paid for it.
+	prepared := make([]*http.Request, cfg.Requests)
+	for i := range prepared {
+		now := time.Now()
+		body := fmt.Sprintf(`{"type":"order.paid","timestamp":%q,"data":{"order_id":"load-%d-%d","currency":"EUR","line_items":[{"id":"1","sku":%q,"quantity":1,"unit_price_minor":1999}]}}`,
+			now.UTC().Format(time.RFC3339Nano), run, i, skus[i%len(skus)])
+		req, err := providertest.NewRequest(ctx, cfg.URL, signer,
+			providertest.Delivery{ID: fmt.Sprintf("msg_load_%d_%d", run, i), Body: []byte(body), At: now})
+		if err != nil {
+			return err
+		}
+		prepared[i] = req
+	}
 	// send sends webhook i and records its latency from intended, the time
 	// it was meant to leave: in the open loop a request that had to wait
 	// for a free slot counts that wait, so a slow server cannot hide its
 	// queue by slowing the client down (coordinated omission).
 	send := func(i int64, intended time.Time) {
-		now := time.Now()
-		id := fmt.Sprintf("msg_load_%d_%d", run, i)
-		body := fmt.Sprintf(`{"type":"order.paid","timestamp":%q,"data":{"order_id":"load-%d-%d","currency":"EUR","line_items":[{"id":"1","sku":%q,"quantity":1,"unit_price_minor":1999}]}}`,
-			now.UTC().Format(time.RFC3339Nano), run, i, skus[i%int64(len(skus))])
-		req, err := providertest.NewRequest(ctx, cfg.URL, signer, providertest.Delivery{ID: id, Body: []byte(body), At: now})
-		if err != nil {
-			return
+		req := prepared[i]
+		prepared[i] = nil
+		if now := time.Now(); now.Before(intended) {
+			intended = now // sent early, by the pacing below: time it from now
 		}
 		resp, err := client.Do(req)
-		status := 0
+		status, retryAfter := 0, ""
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			status = resp.StatusCode
+			status, retryAfter = resp.StatusCode, resp.Header.Get("Retry-After")
 		}
 		d := time.Since(intended)
 		mu.Lock()
 		latencies = append(latencies, d)
 		statuses[status]++
+		if status == http.StatusServiceUnavailable {
+			refusals = append(refusals, d)
+			if retryAfter == "" {
+				refusalsWithoutRetryAfter++
+			}
+		}
 		mu.Unlock()
 	}
 	start := time.Now()
@@ -135,7 +158,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		interval := time.Second / time.Duration(cfg.Rate)
 		for i := range int64(cfg.Requests) {
 			intended := start.Add(time.Duration(i) * interval)
-			if d := time.Until(intended); d > 0 {
+			// A sleep costs tens of microseconds, more than the interval
+			// at tens of thousands a second: sleep only when a
+			// millisecond or more ahead, and send what is due in between.
+			if d := time.Until(intended); d > time.Millisecond {
 				time.Sleep(d)
 			}
 			if ctx.Err() != nil {
@@ -166,13 +192,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	slices.Sort(latencies)
-	pct := func(p float64) time.Duration {
-		if len(latencies) == 0 {
-			return 0
-		}
-		return latencies[min(len(latencies)-1, int(float64(len(latencies))*p))].Round(10 * time.Microsecond)
-	}
+	pct := func(p float64) time.Duration { return percentile(latencies, p) }
 	mode := fmt.Sprintf("%d in flight", cfg.Concurrency)
 	if cfg.Rate > 0 {
 		mode = fmt.Sprintf("open loop at %d/s, at most %d in flight", cfg.Rate, cfg.Concurrency)
@@ -180,5 +200,18 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	fmt.Fprintf(out, "loadgen %s: %d webhooks, %s, %v: %.0f/s, %.0f accepted/s; latency p50 %v p95 %v p99 %v max %v; status %v\n",
 		label, len(latencies), mode, elapsed.Round(time.Millisecond), float64(len(latencies))/elapsed.Seconds(),
 		float64(statuses[200])/elapsed.Seconds(), pct(0.50), pct(0.95), pct(0.99), pct(1), statuses)
+	if len(refusals) > 0 {
+		fmt.Fprintf(out, "loadgen %s: %d answered 503, p99 %v max %v from the intended send time, %d without Retry-After\n",
+			label, len(refusals), percentile(refusals, 0.99), percentile(refusals, 1), refusalsWithoutRetryAfter)
+	}
 	return nil
+}
+
+// percentile sorts d and returns its p-th percentile (0 to 1).
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return d[min(len(d)-1, int(float64(len(d))*p))].Round(10 * time.Microsecond)
 }
