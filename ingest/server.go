@@ -249,8 +249,9 @@ func (s *service) accept(ctx context.Context, req any) (any, error) {
 // after Kafka acknowledged it, released after it failed so the provider's
 // retry goes through.
 func (s *service) settle(key string, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	// Detached from the request, which may be gone: a Deduper bounds its
+	// own calls.
+	ctx := context.Background()
 	if err != nil {
 		_ = s.cfg.Dedup.Release(ctx, key)
 	} else if derr := s.cfg.Dedup.Complete(ctx, key); derr != nil {

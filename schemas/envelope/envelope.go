@@ -10,6 +10,8 @@
 package envelope
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -78,11 +80,12 @@ func Record(topic string, v any, correlationID string) (*kgo.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	headers := []kgo.RecordHeader{
-		{Key: HeaderEventType, Value: []byte(eventType)},
-		{Key: HeaderSchemaFP, Value: []byte(fmt.Sprintf("%016x", fp))},
-		{Key: HeaderCorrelationID, Value: []byte(correlationID)},
-	}
+	var fpBytes [8]byte
+	binary.BigEndian.PutUint64(fpBytes[:], fp)
+	headers := make([]kgo.RecordHeader, 3, 5)
+	headers[0] = kgo.RecordHeader{Key: HeaderEventType, Value: []byte(eventType)}
+	headers[1] = kgo.RecordHeader{Key: HeaderSchemaFP, Value: hex.AppendEncode(nil, fpBytes[:])}
+	headers[2] = kgo.RecordHeader{Key: HeaderCorrelationID, Value: []byte(correlationID)}
 	if provider != "" {
 		headers = append(headers,
 			kgo.RecordHeader{Key: HeaderProvider, Value: []byte(provider)},
