@@ -255,29 +255,34 @@ const (
 	callDeltas = 1024
 )
 
-// calls groups runs into calls of apply.lua, as indexes into runs. On a
-// Redis Cluster a call holds the SKUs of one hash slot only, since a script
-// may touch only keys of the node it runs on; on one node any SKUs share a
-// call.
+// calls groups runs into calls of apply.lua, as indexes into runs. A script
+// may touch only keys of the node it runs on, so which SKUs may share a call
+// depends on the client: on one node (*redis.Client) any; on a Redis
+// Cluster those of one hash slot; on any other client (a redis.Ring, which
+// spreads hash tags over its shards its own way, or a wrapper) only one.
 func (s *Store) calls(runs []Run) [][]int {
-	_, cluster := s.rdb.(*redis.ClusterClient)
-	bySlot := map[int][]int{}
-	var slots []int
-	for i, r := range runs {
-		slot := 0
-		if cluster {
-			slot = Slot(KeysFor(s.cfg.Prefix, r.SKU).Stock)
+	group := func(int) string { return "" }
+	switch s.rdb.(type) {
+	case *redis.Client:
+	case *redis.ClusterClient:
+		group = func(i int) string { return strconv.Itoa(Slot(KeysFor(s.cfg.Prefix, runs[i].SKU).Stock)) }
+	default:
+		group = func(i int) string { return runs[i].SKU }
+	}
+	byGroup := map[string][]int{}
+	var groups []string
+	for i := range runs {
+		g := group(i)
+		if _, ok := byGroup[g]; !ok {
+			groups = append(groups, g)
 		}
-		if _, ok := bySlot[slot]; !ok {
-			slots = append(slots, slot)
-		}
-		bySlot[slot] = append(bySlot[slot], i)
+		byGroup[g] = append(byGroup[g], i)
 	}
 	var calls [][]int
-	for _, slot := range slots {
+	for _, g := range groups {
 		var call []int
 		deltas := 0
-		for _, i := range bySlot[slot] {
+		for _, i := range byGroup[g] {
 			n := len(runs[i].Deltas)
 			if len(call) > 0 && (len(call) == callSKUs || deltas+n > callDeltas) {
 				calls = append(calls, call)

@@ -406,3 +406,15 @@ func TestClusterCallsHoldOneSlot(t *testing.T) {
 		t.Fatalf("calls hold %d runs of %d", seen, len(runs))
 	}
 }
+
+// A redis.Ring spreads hash tags over its shards by a hash of its own, so
+// no two SKUs can be known to share a node: a call holds one SKU.
+func TestRingCallsHoldOneSKU(t *testing.T) {
+	rdb := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": "127.0.0.1:1", "b": "127.0.0.1:2"}})
+	defer rdb.Close()
+	s := NewStore(rdb, StoreConfig{})
+	runs := []Run{{SKU: "A", Deltas: []Delta{{ID: "1", SKU: "A", Quantity: 1}}}, {SKU: "B", Deltas: []Delta{{ID: "2", SKU: "B", Quantity: 1}}}}
+	if calls := s.calls(runs); len(calls) != 2 {
+		t.Fatalf("calls %v, want one a SKU", calls)
+	}
+}
