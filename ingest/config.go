@@ -25,9 +25,12 @@ const (
 	// are in flight (Little's law). Beyond 256 a request admitted would
 	// only queue behind the others for the same CPU.
 	DefaultMaxInFlight = 256
-	// DefaultQueueWait lets a short burst wait for a slot and still tells
-	// an overload's excess to retry well within 100 ms.
-	DefaultQueueWait = 20 * time.Millisecond
+	// DefaultQueueWait is no wait: a webhook that finds every slot taken is
+	// answered 503 at once. Measured at twice ingest's peak rate, a 20 ms
+	// wait kept the excess's goroutines and connections busy while the
+	// webhooks admitted needed the CPU: 37% of the peak was accepted, against
+	// 66% with no wait.
+	DefaultQueueWait = 0
 )
 
 // Config is the ingest stage's configuration: its own settings (flags),
@@ -61,7 +64,7 @@ func (c *Config) RegisterFlags(fs *conf.FlagSet) {
 	fs.String(&c.Listen, "listen", DefaultListen, "ingest HTTP address", "SHOPSTREAM_LISTEN")
 	fs.Int64(&c.MaxBodyBytes, "max-body-bytes", DefaultMaxBodyBytes, "largest webhook body accepted", "SHOPSTREAM_MAX_BODY_BYTES")
 	fs.Int(&c.MaxInFlight, "max-in-flight", DefaultMaxInFlight, "webhooks handled at once; more wait -queue-wait, then get 503", "SHOPSTREAM_MAX_IN_FLIGHT")
-	fs.Duration(&c.QueueWait, "queue-wait", DefaultQueueWait, "how long a webhook over -max-in-flight waits for a slot before 503", "SHOPSTREAM_QUEUE_WAIT")
+	fs.Duration(&c.QueueWait, "queue-wait", DefaultQueueWait, "how long a webhook over -max-in-flight waits for a slot before 503 (0: not at all)", "SHOPSTREAM_QUEUE_WAIT")
 	fs.Int(&c.RecentDeliveries, "recent-deliveries", DefaultRecentDeliveries, "accepted delivery ids remembered in memory to answer a retry \"duplicate\"", "SHOPSTREAM_RECENT_DELIVERIES")
 	c.Providers.RegisterFlags(fs)
 }

@@ -72,7 +72,7 @@ type HandlerConfig struct {
 	// DefaultMaxInFlight.
 	MaxInFlight int
 	// QueueWait is how long a webhook over MaxInFlight waits for a slot
-	// before it is answered 503 with Retry-After. Default DefaultQueueWait.
+	// before it is answered 503 with Retry-After. Default 0: not at all.
 	QueueWait time.Duration
 	// Now is the clock signatures are checked against. Default time.Now.
 	Now func() time.Time
@@ -98,9 +98,6 @@ func (c *HandlerConfig) setDefaults() error {
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = DefaultMaxInFlight
-	}
-	if c.QueueWait <= 0 {
-		c.QueueWait = DefaultQueueWait
 	}
 	if c.Dedup == nil {
 		c.Dedup = NewRecentDeliveries(0)
@@ -146,7 +143,7 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 
 // admit lets a webhook through once it holds one of slots, shared by every
 // provider, and answers 503 (errOverloaded) to one that found none free
-// within wait. Without a bound, a burst beyond what Kafka and the CPU take
+// within wait (at once when wait is 0). Without a bound, a burst beyond what Kafka and the CPU take
 // queues every request until all of them time out; with it, the webhooks
 // admitted keep their latency and the excess is told at once to come back,
 // before its body is read.
@@ -155,6 +152,10 @@ func admit(slots chan struct{}, wait time.Duration, reject func(context.Context,
 		select {
 		case slots <- struct{}{}:
 		default:
+			if wait <= 0 {
+				reject(r.Context(), errOverloaded, w)
+				return
+			}
 			t := time.NewTimer(wait)
 			select {
 			case slots <- struct{}{}:

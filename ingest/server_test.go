@@ -317,47 +317,52 @@ func TestNoAcknowledgementIs503InTimeAndALateOneCompletesTheClaim(t *testing.T) 
 
 // More webhooks than MaxInFlight: the ones admitted are answered when Kafka
 // acknowledges, the excess is told 503 with Retry-After once QueueWait has
-// passed, without its body being read or anything written.
+// passed (at once without one), without its body being read or anything
+// written.
 func TestOverloadIs503WithRetryAfterAndWritesNothing(t *testing.T) {
-	prod := &hangingProducer{}
-	p, _ := providers.NewStandardWebhooks(providers.StandardWebhooksConfig{Secrets: []string{testSecret}})
-	h, err := NewHandler(HandlerConfig{Providers: []providers.Provider{p}, Producer: prod, MaxInFlight: 2,
-		QueueWait: 50 * time.Millisecond, Now: func() time.Time { return testNow }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := newServer(t, h)
-	admitted := make(chan int, 2)
-	for i := range 2 {
-		go func() {
-			resp, _ := post{id: fmt.Sprintf("msg_admitted_%d", i), body: paidBody}.do(t, url)
-			admitted <- resp.StatusCode
-		}()
-	}
-	testenvEventually(t, func() bool { prod.mu.Lock(); defer prod.mu.Unlock(); return len(prod.promises) == 2 })
-	start := time.Now()
-	resp, a := post{id: "msg_excess", body: paidBody}.do(t, url)
-	if resp.StatusCode != 503 || a.Error.Code != "overloaded" || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("the excess got %d %+v", resp.StatusCode, a)
-	}
-	if waited := time.Since(start); waited < 50*time.Millisecond {
-		t.Fatalf("the excess was refused after %v, before QueueWait", waited)
-	}
-	prod.mu.Lock()
-	if n := len(prod.promises); n != 2 {
-		t.Fatalf("%d writes, want the 2 admitted", n)
-	}
-	prod.mu.Unlock()
-	prod.resolve()
-	for range 2 {
-		if s := <-admitted; s != 200 {
-			t.Fatalf("an admitted webhook got %d", s)
-		}
-	}
-	// Slots are given back: the next one is admitted.
-	go prod.resolveSoon()
-	if resp, _ := (post{id: "msg_after", body: paidBody}).do(t, url); resp.StatusCode != 200 {
-		t.Fatalf("after the overload: %d", resp.StatusCode)
+	for _, wait := range []time.Duration{0, 50 * time.Millisecond} {
+		t.Run(fmt.Sprint("queue wait ", wait), func(t *testing.T) {
+			prod := &hangingProducer{}
+			p, _ := providers.NewStandardWebhooks(providers.StandardWebhooksConfig{Secrets: []string{testSecret}})
+			h, err := NewHandler(HandlerConfig{Providers: []providers.Provider{p}, Producer: prod, MaxInFlight: 2,
+				QueueWait: wait, Now: func() time.Time { return testNow }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			url := newServer(t, h)
+			admitted := make(chan int, 2)
+			for i := range 2 {
+				go func() {
+					resp, _ := post{id: fmt.Sprintf("msg_admitted_%d", i), body: paidBody}.do(t, url)
+					admitted <- resp.StatusCode
+				}()
+			}
+			testenvEventually(t, func() bool { prod.mu.Lock(); defer prod.mu.Unlock(); return len(prod.promises) == 2 })
+			start := time.Now()
+			resp, a := post{id: "msg_excess", body: paidBody}.do(t, url)
+			if resp.StatusCode != 503 || a.Error.Code != "overloaded" || resp.Header.Get("Retry-After") == "" {
+				t.Fatalf("the excess got %d %+v", resp.StatusCode, a)
+			}
+			if waited := time.Since(start); waited < wait {
+				t.Fatalf("the excess was refused after %v, before QueueWait", waited)
+			}
+			prod.mu.Lock()
+			if n := len(prod.promises); n != 2 {
+				t.Fatalf("%d writes, want the 2 admitted", n)
+			}
+			prod.mu.Unlock()
+			prod.resolve()
+			for range 2 {
+				if s := <-admitted; s != 200 {
+					t.Fatalf("an admitted webhook got %d", s)
+				}
+			}
+			// Slots are given back: the next one is admitted.
+			go prod.resolveSoon()
+			if resp, _ := (post{id: "msg_after", body: paidBody}).do(t, url); resp.StatusCode != 200 {
+				t.Fatalf("after the overload: %d", resp.StatusCode)
+			}
+		})
 	}
 }
 
@@ -372,7 +377,7 @@ func TestConfigDefaults(t *testing.T) {
 	var h HandlerConfig
 	h.Providers, h.Producer = []providers.Provider{nil}, nopProducer{}
 	if err := h.setDefaults(); err != nil || h.MaxBodyBytes != 1<<20 || h.ProduceTimeout != 10*time.Second || h.RetryAfter != 5*time.Second ||
-		h.MaxInFlight != 256 || h.QueueWait != 20*time.Millisecond || h.Dedup == nil {
-		t.Fatalf("handler defaults %+v (%v) differ from the documented 1 MiB, 10s, 5s, 256 in flight and 20ms", h, err)
+		h.MaxInFlight != 256 || h.QueueWait != 0 || h.Dedup == nil {
+		t.Fatalf("handler defaults %+v (%v) differ from the documented 1 MiB, 10s, 5s, 256 in flight and no queue wait", h, err)
 	}
 }
