@@ -247,9 +247,11 @@ func (s *Store) release(runs []Run, tokens []string) {
 }
 
 // A call of apply.lua carries the runs of at most callSKUs SKUs and
-// callDeltas deltas (a longer run goes alone): enough that the call's own
-// cost is shared by many runs, little enough that one call does not hold
-// Redis, which runs nothing else meanwhile, for long.
+// callDeltas deltas (a longer run goes alone): enough that a batch is a
+// handful of commands rather than one a SKU, little enough that one call
+// does not hold Redis, which runs nothing else meanwhile, for long (128
+// runs of one delta took 1.2 to 2.1 ms of Redis time on the development
+// machine; 32 a call was slower, 512 no faster).
 const (
 	callSKUs   = 128
 	callDeltas = 1024
