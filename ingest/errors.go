@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -32,10 +33,15 @@ type apiError struct {
 // classify maps an error to its HTTP status and code. It is the one place
 // that does: a new error kind gets its status here.
 func classify(err error) (status int, code string, retry bool) {
-	var tooLarge *http.MaxBytesError
+	var (
+		tooLarge *http.MaxBytesError
+		netErr   net.Error
+	)
 	switch {
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge, "body_too_large", false
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return http.StatusRequestTimeout, "request_timeout", true
 	case errors.Is(err, providers.ErrMissingSignature):
 		return http.StatusUnauthorized, "missing_signature", false
 	case errors.Is(err, providers.ErrInvalidSignature):

@@ -48,10 +48,10 @@ const DefaultRecentDeliveries = 200_000
 // dropped, so between size and twice size deliveries are remembered. An LRU
 // of the keys themselves was tried first; under load its list element per
 // delivery and the garbage collector's scan of every key string cost ingest
-// a tenth of its CPU, and maps of fixed-size values are not scanned. Two
-// independent 64-bit hashes make a false "duplicate", which would drop a
-// delivery, as likely as a collision of a 128-bit random value: never, in
-// practice.
+// a tenth of its CPU, and maps of fixed-size values are not scanned. A
+// false "duplicate" would drop a delivery, so the digest is two 64-bit
+// hashes under separate random seeds: a collision needs both to collide,
+// for keys that come only from signed requests.
 type RecentDeliveries struct {
 	seeds [2]maphash.Seed
 	size  int

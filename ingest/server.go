@@ -49,7 +49,7 @@ type Producer interface {
 type HandlerConfig struct {
 	// Providers served, each at POST /webhooks/<name>. Required.
 	Providers []providers.Provider
-	// Producer writes receipts and events. Required.
+	// Producer writes the receipts. Required.
 	Producer Producer
 	// Dedup answers a provider's retry of a delivery already accepted
 	// without writing it again. Default NewRecentDeliveries(0). Whatever
@@ -74,6 +74,11 @@ type HandlerConfig struct {
 	// QueueWait is how long a webhook over MaxInFlight waits for a slot
 	// before it is answered 503 with Retry-After. Default 0: not at all.
 	QueueWait time.Duration
+	// BodyReadTimeout bounds reading an admitted webhook's body, which
+	// holds a slot: providers send kilobytes at once, and a client that
+	// trickles its body must not hold a slot for the server's ReadTimeout.
+	// It is answered 408. Default 5s.
+	BodyReadTimeout time.Duration
 	// Now is the clock signatures are checked against. Default time.Now.
 	Now func() time.Time
 	// Logger. Default slog.Default().
@@ -102,6 +107,9 @@ func (c *HandlerConfig) setDefaults() error {
 	if c.Dedup == nil {
 		c.Dedup = NewRecentDeliveries(0)
 	}
+	if c.BodyReadTimeout <= 0 {
+		c.BodyReadTimeout = 5 * time.Second
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -126,7 +134,7 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 	slots := make(chan struct{}, cfg.MaxInFlight)
 	for _, p := range cfg.Providers {
 		s := &service{cfg: cfg, provider: p, secretHeaders: secretHeaders(p.SecretHeaders())}
-		mux.Handle("POST /webhooks/"+p.Name(), admit(slots, cfg.QueueWait, errorEncoder, httptransport.NewServer(
+		mux.Handle("POST /webhooks/"+p.Name(), admit(slots, cfg.QueueWait, cfg.BodyReadTimeout, errorEncoder, httptransport.NewServer(
 			s.accept, s.decode, encodeResponse,
 			httptransport.ServerErrorEncoder(errorEncoder),
 		)))
@@ -147,7 +155,7 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 // queues every request until all of them time out; with it, the webhooks
 // admitted keep their latency and the excess is told at once to come back,
 // before its body is read.
-func admit(slots chan struct{}, wait time.Duration, reject func(context.Context, error, http.ResponseWriter), next http.Handler) http.Handler {
+func admit(slots chan struct{}, wait, bodyRead time.Duration, reject func(context.Context, error, http.ResponseWriter), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case slots <- struct{}{}:
@@ -165,10 +173,12 @@ func admit(slots chan struct{}, wait time.Duration, reject func(context.Context,
 				return
 			case <-r.Context().Done():
 				t.Stop()
+				reject(r.Context(), errOverloaded, w)
 				return
 			}
 		}
 		defer func() { <-slots }()
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyRead))
 		next.ServeHTTP(w, r)
 	})
 }

@@ -1,11 +1,13 @@
 package ingest
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -363,6 +365,36 @@ func TestOverloadIs503WithRetryAfterAndWritesNothing(t *testing.T) {
 				t.Fatalf("after the overload: %d", resp.StatusCode)
 			}
 		})
+	}
+}
+
+// A client that sends its headers and then trickles its body is answered
+// 408 once BodyReadTimeout passes, and gives its slot back.
+func TestASlowBodyIs408AndFreesItsSlot(t *testing.T) {
+	p, _ := providers.NewStandardWebhooks(providers.StandardWebhooksConfig{Secrets: []string{testSecret}})
+	prod := &recordingProducer{}
+	h, err := NewHandler(HandlerConfig{Providers: []providers.Provider{p}, Producer: prod, MaxInFlight: 1,
+		BodyReadTimeout: 200 * time.Millisecond, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := newServer(t, h)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /webhooks/standardwebhooks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"type\"")
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("a slow body got %d, want 408", resp.StatusCode)
+	}
+	if r, _ := (post{id: "msg_next", body: paidBody}).do(t, url); r.StatusCode != 200 || len(prod.recs) != 1 {
+		t.Fatalf("after the slow client: %d, %d records", r.StatusCode, len(prod.recs))
 	}
 }
 

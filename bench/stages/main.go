@@ -31,6 +31,7 @@ import (
 
 	"github.com/shopstream/shopstream/internal/stream"
 	"github.com/shopstream/shopstream/internal/stream/middleware"
+	"github.com/shopstream/shopstream/processors/deliveries"
 	"github.com/shopstream/shopstream/processors/inventory"
 	"github.com/shopstream/shopstream/processors/orders"
 	"github.com/shopstream/shopstream/schemas/avro"
@@ -41,7 +42,7 @@ import (
 
 func main() {
 	var (
-		stage = flag.String("stage", "inventory", "inventory or orders")
+		stage = flag.String("stage", "inventory", "inventory, orders or deliveries")
 		n     = flag.Int("n", 100000, "records to fill the input topic with")
 		skus  = flag.Int("skus", 10000, "distinct SKUs")
 		dist  = flag.String("dist", "uniform", "how SKUs are drawn: uniform, zipf (s=1.1) or hot (one SKU takes half)")
@@ -105,9 +106,12 @@ func run(stage string, n, skus int, dist string, batch int) error {
 		_, _ = kadm.NewClient(adm).DeleteTopics(context.Background(), topicsOf(prefix)...)
 	}()
 
-	input, output := names.Deltas, names.Movements
-	if stage == "orders" {
+	input, output, want := names.Deltas, names.Movements, n
+	switch stage {
+	case "orders":
 		input, output = names.Orders, names.Deltas
+	case "deliveries":
+		input, output, want = names.WebhooksRaw, names.Orders, n-n/copyEvery
 	}
 	if err := fill(ctx, client, stage, input, n, draw); err != nil {
 		return fmt.Errorf("fill %s: %w", input, err)
@@ -140,12 +144,14 @@ func run(stage string, n, skus int, dist string, batch int) error {
 		switch stage {
 		case "orders":
 			done <- orders.Run(sctx, orders.Config{Stream: cfg, Deltas: names.Deltas, Redis: rdb, Prefix: prefix})
+		case "deliveries":
+			done <- deliveries.Run(sctx, deliveries.Config{Stream: cfg, Orders: names.Orders, Redis: rdb, Prefix: prefix})
 		default:
 			done <- inventory.Run(sctx, inventory.Config{Stream: cfg, Movements: names.Movements, Redis: rdb,
 				Stock: stock.StoreConfig{Prefix: prefix}})
 		}
 	}()
-	got, err := await(ctx, brokers, output, n, done)
+	got, err := await(ctx, brokers, output, want, done)
 	elapsed := time.Since(start)
 	stop()
 	<-done
@@ -158,6 +164,9 @@ func run(stage string, n, skus int, dist string, batch int) error {
 	trips, sets, scripts := counter.trips.Load(), counter.calls("set"), counter.calls("evalsha")
 	perDelta := func(v int64) string { return strconv.FormatFloat(float64(v)/float64(n), 'f', 3, 64) }
 	switch stage {
+	case "deliveries":
+		fmt.Printf("deliveries: %.0f receipts/s (%d receipts, one in %d a second copy of a delivery; %d order events forwarded, %.2fs, %d a batch); %s Redis round trips per receipt\n",
+			float64(n)/elapsed.Seconds(), n, copyEvery, got, elapsed.Seconds(), batch, perDelta(trips))
 	case "orders":
 		fmt.Printf("orders %s: %.0f orders/s (%d orders, %d deltas, %.2fs, %d a batch); %s Redis round trips per order\n",
 			dist, float64(n)/elapsed.Seconds(), n, got, elapsed.Seconds(), batch, perDelta(trips))
@@ -195,10 +204,16 @@ func drawer(dist string, skus int) (func(*rand.Rand) int, error) {
 	return nil, fmt.Errorf("-dist %q: uniform, zipf or hot", dist)
 }
 
+// copyEvery: in the deliveries stage's input, one receipt in copyEvery is a
+// second copy of the delivery before it, as a provider's retry that got past
+// the edge would be.
+const copyEvery = 10
+
 // fill produces n records to topic: for the inventory stage, deltas that
 // each add one unit to a SKU (so the stock of every SKU is the count of its
 // deltas: exactly once is checkable); for the orders stage, paid orders of
-// one line.
+// one line; for the deliveries stage, the receipts of such orders, one in
+// copyEvery a copy of the one before (so it must forward n-n/copyEvery).
 func fill(ctx context.Context, client stream.ClientConfig, stage, topic string, n int, draw func(*rand.Rand) int) error {
 	cl, err := client.Producer(30 * time.Second)
 	if err != nil {
@@ -210,11 +225,23 @@ func fill(ctx context.Context, client stream.ClientConfig, stage, topic string, 
 	var failed atomic.Value
 	for i := range n {
 		sku := "SKU-" + strconv.Itoa(draw(r))
-		var v any
-		if stage == "orders" {
-			v = &avro.OrderEvent{EventID: "e-" + strconv.Itoa(i), Provider: "bench", Type: avro.OrderPaid, OrderID: "o-" + strconv.Itoa(i),
+		order := func(i int) *avro.OrderEvent {
+			return &avro.OrderEvent{EventID: "e-" + strconv.Itoa(i), Provider: "bench", Type: avro.OrderPaid, OrderID: "o-" + strconv.Itoa(i),
 				Version: 1, OccurredAt: at, ReceivedAt: at, Lines: []avro.LineItem{{LineID: "1", SKU: sku, Quantity: 1}}}
-		} else {
+		}
+		var v any
+		switch stage {
+		case "orders":
+			v = order(i)
+		case "deliveries":
+			id := i
+			if i%copyEvery == copyEvery-1 {
+				id = i - 1
+			}
+			v = &avro.WebhookReceipt{DeliveryID: "e-" + strconv.Itoa(id), Provider: "bench", ReceivedAt: at,
+				Headers: map[string]string{"content-type": "application/json", "webhook-id": "e-" + strconv.Itoa(id)},
+				Body:    []byte(`{"type":"order.paid","data":{"order_id":"o-` + strconv.Itoa(id) + `"}}`), Event: order(id)}
+		default:
 			v = &avro.InventoryDelta{DeltaID: "d-" + strconv.Itoa(i), SKU: sku, Kind: avro.DeltaAdjustment, Quantity: 1, OccurredAt: at}
 		}
 		rec, err := envelope.Record(topic, v, "")

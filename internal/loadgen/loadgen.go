@@ -60,6 +60,10 @@ func (c *Config) RegisterFlags(fs *conf.FlagSet) {
 	c.Providers.RegisterSecretFlags(fs)
 }
 
+// maxRun is how long an open-loop run may last: under the 5 minutes a
+// receiver accepts a signature's age.
+const maxRun = 4 * time.Minute
+
 // Run sends the load and prints what it measured to out.
 func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	cfg.setDefaults()
@@ -80,6 +84,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 	if cfg.URL == "" {
 		return errors.New("loadgen needs -url or -bare")
+	}
+	// Webhooks are signed before the run; a run longer than the receiver's
+	// tolerance would send stale signatures.
+	if cfg.Rate > 0 && time.Duration(cfg.Requests)*time.Second/time.Duration(cfg.Rate) > maxRun {
+		return fmt.Errorf("loadgen: -n %d at -rate %d lasts longer than %v, and the signatures made before it would be stale", cfg.Requests, cfg.Rate, maxRun)
 	}
 	if !strings.HasPrefix(cfg.URL, "http://127.") && !strings.HasPrefix(cfg.URL, "http://localhost") {
 		return errors.New("loadgen only targets loopback addresses")

@@ -5,23 +5,32 @@
 //
 // The edge writes a delivery again when a provider's retry reaches another
 // instance, comes after a restart, or after the edge's in-memory window
-// forgot it. Receipts are keyed by delivery id, so every copy of a delivery
-// lands in one partition, in the order the edge wrote them, and the first
-// one is the one at the lowest offset. The stage records, per delivery, the
-// position (topic, partition, offset) of that first copy in Redis, with SET
-// NX GET, a whole batch in one pipelined round trip. A record that finds
-// its own position there is the first copy seen again (its transaction
-// aborted, the stage was killed, or an operator replays from earliest) and
-// is forwarded again, identically; one that finds another position is a
-// later copy and is dropped. So the decision is the same on every
-// replay, and nothing depends on what an earlier attempt left behind.
+// forgot it. The stage records, per delivery, the position (topic,
+// partition, offset) of the first copy it handles in Redis with SET NX GET
+// (Redis 7.0 or later), a whole batch in one pipelined round trip; SET NX
+// lets exactly one position win, whatever order copies arrive in. A record
+// that finds its own position there is that copy seen again (its
+// transaction aborted, the stage was killed, or an operator replays from
+// earliest) and is forwarded again, identically; one that finds another
+// position is another copy and is dropped. So the decision is the same on
+// every replay, and nothing depends on what an earlier attempt left behind.
+// Receipts are keyed by delivery id, so the copies of one delivery share a
+// partition and are decided in the order the edge wrote them.
 //
 // The records are kept for Horizon (default 7 days, webhooks.raw's
-// retention): a replay reads nothing older than the topic keeps, and a
-// provider's retry comes within days (Stripe's and Svix's span about
-// three). A copy that arrives after its first one's record expired is
-// forwarded again; the orders stage orders events by the provider's version
-// and gives every delta a stable id, so it changes nothing twice either.
+// retention): a replay reads nothing much older than the topic keeps, and
+// a provider's retry comes within days (Stripe's and Svix's span about
+// three). A copy that comes after its first one's record expired, or after
+// Redis lost a write, is forwarded again; the orders stage is the backstop:
+// it orders events by the provider's version and gives every delta a stable
+// id, so such a copy changes no stock twice. A receipt that carries no
+// order event (a kind kept only as a receipt) decides nothing and records
+// nothing.
+//
+// A record written with a schema this binary does not know (a newer
+// release's receipt) stalls the stage rather than being dead-lettered: it is
+// an acknowledged webhook, and an upgraded binary will read it. Upgrade the
+// readers of a topic before its writers.
 package deliveries
 
 import (
@@ -117,23 +126,31 @@ func NewProcessor(seen FirstSeen, orders string) *Processor {
 // HandleRuns forwards the order event of every receipt in the batch that is
 // its delivery's first copy, in each partition's order. A record that is not
 // a receipt, or whose event cannot be encoded, is rejected before its
-// delivery is recorded, so that it marks nothing as seen.
+// delivery is recorded, so that it marks nothing as seen; one of an unknown
+// schema fails the batch, to be retried.
 func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (stream.Result, error) {
 	receipts, rejected := stream.Decode(runs, p.decode)
 	res := stream.Result{Rejected: rejected}
+	for _, r := range rejected {
+		if errors.Is(r.Err, avro.ErrUnknownSchema) {
+			return stream.Result{}, fmt.Errorf("deliveries: a receipt at %s was written by a newer release; upgrade this stage: %w",
+				position(r.Record), r.Err)
+		}
+	}
 	var (
 		sightings []Sighting
 		outputs   []*kgo.Record
 	)
 	for _, r := range receipts {
-		var out *kgo.Record
-		if e := r.Value.Event; e != nil {
-			corr, _ := envelope.Header(r.Record, envelope.HeaderCorrelationID)
-			var err error
-			if out, err = envelope.Record(p.orders, e, corr); err != nil {
-				res.Rejected = append(res.Rejected, stream.Rejection{Record: r.Record, Err: stream.Permanent(err)})
-				continue
-			}
+		e := r.Value.Event
+		if e == nil {
+			continue
+		}
+		corr, _ := envelope.Header(r.Record, envelope.HeaderCorrelationID)
+		out, err := envelope.Record(p.orders, e, corr)
+		if err != nil {
+			res.Rejected = append(res.Rejected, stream.Rejection{Record: r.Record, Err: stream.Permanent(err)})
+			continue
 		}
 		sightings = append(sightings, Sighting{Key: r.Value.Provider + ":" + r.Value.DeliveryID, Position: position(r.Record)})
 		outputs = append(outputs, out)
@@ -143,7 +160,7 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 		return stream.Result{}, err
 	}
 	for i, out := range outputs {
-		if first[i] && out != nil {
+		if first[i] {
 			res.Outputs = append(res.Outputs, out)
 		}
 	}

@@ -163,3 +163,30 @@ func TestBadReceiptsAreRejectedAndRecordNothing(t *testing.T) {
 		})
 	}
 }
+
+// A receipt of a schema this binary does not know is an acknowledged
+// webhook that a newer release wrote: the batch fails, to be retried once
+// the stage is upgraded, and nothing is dead-lettered or recorded.
+func TestAReceiptOfAnUnknownSchemaStallsTheBatch(t *testing.T) {
+	good := copyOf(t, "msg_ok", "o-ok", 1)
+	unknown := copyOf(t, "msg_new", "o-new", 2)
+	unknown.Value = append([]byte{0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8}, unknown.Value[10:]...)
+	seen := &recordingSeen{}
+	res, err := NewProcessor(seen, "orders").HandleRuns(context.Background(), [][]*kgo.Record{{good, unknown}})
+	if err == nil || stream.IsPermanent(err) || !errors.Is(err, avro.ErrUnknownSchema) {
+		t.Fatalf("err %v, want a transient error wrapping ErrUnknownSchema", err)
+	}
+	if len(res.Outputs) != 0 || len(res.Rejected) != 0 || len(seen.got) != 0 {
+		t.Fatalf("%d outputs, %d rejected, %d recorded; want nothing", len(res.Outputs), len(res.Rejected), len(seen.got))
+	}
+}
+
+// A receipt that carries no order event decides nothing: no Redis key, no
+// output.
+func TestAReceiptWithoutAnEventRecordsNothing(t *testing.T) {
+	seen := &recordingSeen{}
+	res := handle(t, NewProcessor(seen, "orders"), copyOf(t, "msg_customer", "", 1))
+	if len(res.Outputs) != 0 || len(res.Rejected) != 0 || len(seen.got) != 0 {
+		t.Fatalf("%d outputs, %d rejected, %d recorded; want nothing", len(res.Outputs), len(res.Rejected), len(seen.got))
+	}
+}

@@ -29,7 +29,7 @@ import (
 	"github.com/hamba/avro/v2/pkg/crc64"
 )
 
-//go:embed *.avsc
+//go:embed *.avsc history/*.avsc
 var files embed.FS
 
 // Order in which the schema files are parsed: a later file may name a type
@@ -114,6 +114,23 @@ func NewRegistry() (*Registry, error) {
 		}
 		r.byType[f.goType] = s
 	}
+	// Earlier versions of the schemas, so that what an older release wrote
+	// (webhooks.raw keeps a week of receipts) stays readable after an
+	// upgrade instead of being dead-lettered as unknown. Each file stands
+	// alone (a cache of its own): its names must not replace today's.
+	history, err := files.ReadDir("history")
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range history {
+		text, err := files.ReadFile("history/" + f.Name())
+		if err != nil {
+			return nil, err
+		}
+		if _, err := r.add(string(text), &hamba.SchemaCache{}); err != nil {
+			return nil, fmt.Errorf("avro: history/%s: %w", f.Name(), err)
+		}
+	}
 	return r, nil
 }
 
@@ -184,7 +201,13 @@ func (r *Registry) Marshal(v any) ([]byte, error) {
 	// A pooled writer: ingest encodes a receipt of about 1 KiB per webhook,
 	// and a fresh buffer for each showed up in its CPU profile.
 	w := writers.Get().(*hamba.Writer)
-	defer writers.Put(w)
+	defer func() {
+		// A writer that grew on a large body would keep its buffer for
+		// every small record after it.
+		if cap(w.Buffer()) <= 64<<10 {
+			writers.Put(w)
+		}
+	}()
 	w.Reset(nil)
 	w.Error = nil // Reset keeps the error a failed encode left
 	var header [headerLen]byte
