@@ -92,7 +92,8 @@ awk -v g="$(accepted <<<"$line")" -v p="$peak" -v o="$over" -v r="$rss" -v p99="
   'BEGIN { printf "ingest overload at %d/s (2x peak %d/s): goodput %d accepted/s (%.0f%% of peak), %d answered 503 (p99 %s, %d without Retry-After), ingest peak RSS %d MB\n", o, p, g, 100*g/p, n, (p99==""?"-":p99), bare, r }'
 kill $ingest_pid $naive_pid; wait $ingest_pid $naive_pid 2>/dev/null || true
 
-echo; echo "## the orders stage alone, from a filled orders topic (bench/stages)"
+echo; echo "## the deliveries and orders stages alone, each from a filled input topic (bench/stages)"
+bin/stages -stage deliveries -n "${BENCH_DELTAS:-100000}" 2>/tmp/stages_deliveries.log || cat /tmp/stages_deliveries.log
 bin/stages -stage orders -dist uniform -n "${BENCH_DELTAS:-100000}" 2>/tmp/stages_orders.log || cat /tmp/stages_orders.log
 
 echo; echo "## shopstream run: every stage in one process, loaded by the same client; then the whole pipeline"
