@@ -87,9 +87,13 @@ line=$(bin/shopstream loadgen -url http://127.0.0.1:18081/webhooks/standardwebho
 echo "$line"
 refused=$(grep 'answered 503' <<<"$line" || true)
 rss=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$ingest_pid/status")
-awk -v g="$(accepted <<<"$line")" -v p="$peak" -v o="$over" -v r="$rss" -v p99="$(p99 <<<"$refused")" -v n="$(sed -n 's/.*: \([0-9]*\) answered 503.*/\1/p' <<<"$refused")" \
+offered=$(sed -n 's/.*: \([0-9]*\)\/s, [0-9]* accepted\/s.*/\1/p' <<<"$line")
+awk -v g="$(accepted <<<"$line")" -v p="$peak" -v o="$over" -v sent="$offered" -v r="$rss" \
+  -v p99i="$(sed -n 's/.* p99 \([^ ]*\) max .* from the intended.*/\1/p' <<<"$refused")" \
+  -v p99s="$(sed -n 's/.* p99 \([^ ]*\) from the send.*/\1/p' <<<"$refused")" \
+  -v n="$(sed -n 's/.*: \([0-9]*\) answered 503.*/\1/p' <<<"$refused")" \
   -v bare="$(sed -n 's/.*, \([0-9]*\) without Retry-After.*/\1/p' <<<"$refused")" \
-  'BEGIN { printf "ingest overload at %d/s (2x peak %d/s): goodput %d accepted/s (%.0f%% of peak), %d answered 503 (p99 %s, %d without Retry-After), ingest peak RSS %d MB\n", o, p, g, 100*g/p, n, (p99==""?"-":p99), bare, r }'
+  'BEGIN { printf "ingest overload at %d/s (2x peak %d/s; the client sent %d/s): goodput %d accepted/s (%.0f%% of peak), %d answered 503 (p99 %s from the send, %s from the intended time; %d without Retry-After), ingest peak RSS %d MB\n", o, p, sent, g, 100*g/p, n, p99s, p99i, bare, r }'
 kill $ingest_pid $naive_pid; wait $ingest_pid $naive_pid 2>/dev/null || true
 
 echo; echo "## the deliveries and orders stages alone, each from a filled input topic (bench/stages)"
