@@ -19,6 +19,13 @@ type State struct {
 	// Lines are the lines that were sold, which a restock gives back even
 	// when a cancellation does not list them.
 	Lines []Line `json:"lines,omitempty"`
+	// Paid says an event that makes the order sell (paid, fulfilled) came
+	// in order. Known are the order's lines as last listed by an event.
+	// They are apart because a payment gateway (Stripe) says an order is
+	// paid without listing its lines, and the storefront lists them in
+	// its own events, in either order: the sale happens when both are known.
+	Paid  bool   `json:"paid,omitempty"`
+	Known []Line `json:"known,omitempty"`
 }
 
 // Line is a sold line.
@@ -59,11 +66,15 @@ const (
 // same answer, which makes a redelivery or a replay emit the same deltas.
 //
 // Events are ordered by the provider's version, never by arrival: a stale
-// event (one at or below the state's version and rank) changes nothing. An
-// order sells when it is first seen paid or fulfilled and is not already
-// cancelled or refunded; it restocks when it is cancelled or refunded after
-// having sold. A cancellation that arrives before the payment it follows
-// therefore leaves the stock alone, as it should.
+// event (one at or below the state's version and rank) moves no status.
+// An order sells when it has been seen paid or fulfilled, its lines are
+// known, and it is not already cancelled or refunded; it restocks when it
+// is cancelled or refunded after having sold. A cancellation that arrives
+// before the payment it follows therefore leaves the stock alone, as it
+// should. The lines are those of the latest event in order that lists
+// them; a stale event that lists them still teaches them when none are
+// known, so a storefront's order that arrives after the gateway's payment
+// sells the order then.
 func Step(s *State, e *avro.OrderEvent) (next State, changed bool, t Transition) {
 	var cur State
 	if s != nil {
@@ -77,20 +88,28 @@ func Step(s *State, e *avro.OrderEvent) (next State, changed bool, t Transition)
 		return cur, false, Restock
 	}
 	r := rank[e.Type]
-	if s != nil && (e.Version < cur.Version || e.Version == cur.Version && r <= cur.Rank) {
+	stale := s != nil && (e.Version < cur.Version || e.Version == cur.Version && r <= cur.Rank)
+	learns := len(e.Lines) > 0 && (!stale || len(cur.Known) == 0)
+	if stale && !learns {
 		return cur, false, None
 	}
 	next = cur
-	next.Status, next.Version, next.Rank = e.Type, e.Version, r
-	switch {
-	case (e.Type == avro.OrderPaid || e.Type == avro.OrderFulfilled) && cur.SoldBy == "" && !terminal(cur.Status):
-		next.SoldBy = e.EventID
-		next.Lines = make([]Line, len(e.Lines))
+	if learns {
+		next.Known = make([]Line, len(e.Lines))
 		for i, l := range e.Lines {
-			next.Lines[i] = Line{LineID: l.LineID, SKU: l.SKU, Quantity: l.Quantity}
+			next.Known[i] = Line{LineID: l.LineID, SKU: l.SKU, Quantity: l.Quantity}
 		}
+	}
+	if !stale {
+		next.Status, next.Version, next.Rank = e.Type, e.Version, r
+		next.Paid = next.Paid || e.Type == avro.OrderPaid || e.Type == avro.OrderFulfilled
+	}
+	switch {
+	case next.Paid && len(next.Known) > 0 && cur.SoldBy == "" && !terminal(next.Status):
+		next.SoldBy = e.EventID
+		next.Lines = next.Known
 		t = Sale
-	case terminal(e.Type) && cur.SoldBy != "" && cur.RestockedBy == "":
+	case !stale && terminal(e.Type) && cur.SoldBy != "" && cur.RestockedBy == "":
 		next.RestockedBy = e.EventID
 		t = Restock
 	}

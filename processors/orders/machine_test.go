@@ -12,6 +12,14 @@ func ev(id, typ string, version int64) *avro.OrderEvent {
 		Lines: []avro.LineItem{{LineID: "1", SKU: "A", Quantity: 2}, {LineID: "2", SKU: "B", Quantity: 1}}}
 }
 
+// lineless is an event of a payment gateway: it names the order, not its
+// lines.
+func lineless(id, typ string, version int64) *avro.OrderEvent {
+	e := ev(id, typ, version)
+	e.Lines = nil
+	return e
+}
+
 // net runs events through the machine in arrival order and sums the
 // deltas per SKU, with each delta id counted once as downstream does.
 func net(events ...*avro.OrderEvent) (map[string]int64, []string) {
@@ -58,6 +66,15 @@ func TestStep(t *testing.T) {
 		{"created only", []*avro.OrderEvent{created}, map[string]int64{}, nil},
 		{"same version: cancelled outranks paid", []*avro.OrderEvent{ev("x", avro.OrderCancelled, 7), ev("y", avro.OrderPaid, 7)},
 			map[string]int64{}, nil},
+		{"a gateway's paid sells the lines the storefront listed", []*avro.OrderEvent{created, lineless("g2", avro.OrderPaid, 2)},
+			map[string]int64{"A": -2, "B": -1}, []string{"o:1:sale", "o:2:sale"}},
+		{"the storefront's lines arriving after the gateway's paid sell then", []*avro.OrderEvent{lineless("g2", avro.OrderPaid, 2), created},
+			map[string]int64{"A": -2, "B": -1}, []string{"o:1:sale", "o:2:sale"}},
+		{"a paid without lines, none known, sells nothing yet", []*avro.OrderEvent{lineless("g2", avro.OrderPaid, 2)}, map[string]int64{}, nil},
+		{"a gateway's refund restocks what sold", []*avro.OrderEvent{created, lineless("g2", avro.OrderPaid, 2), lineless("g5", avro.OrderRefunded, 5)},
+			map[string]int64{"A": 0, "B": 0}, []string{"o:1:sale", "o:2:sale", "o:1:restock", "o:2:restock"}},
+		{"lines learned after a cancellation sell nothing", []*avro.OrderEvent{lineless("g2", avro.OrderPaid, 2), lineless("g4", avro.OrderCancelled, 4), created},
+			map[string]int64{}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,6 +96,10 @@ func TestStepIsOrderIndependent(t *testing.T) {
 	}{
 		{[]*avro.OrderEvent{ev("e1", avro.OrderCreated, 1), ev("e2", avro.OrderPaid, 2), ev("e4", avro.OrderCancelled, 4)}, 0, 0},
 		{[]*avro.OrderEvent{ev("e1", avro.OrderCreated, 1), ev("e2", avro.OrderPaid, 2), ev("e3", avro.OrderFulfilled, 3)}, -2, -1},
+		// A storefront and a gateway: the lines from one, the payment and
+		// the refund from the other.
+		{[]*avro.OrderEvent{ev("e1", avro.OrderCreated, 1), lineless("g2", avro.OrderPaid, 2), lineless("g5", avro.OrderRefunded, 5)}, 0, 0},
+		{[]*avro.OrderEvent{ev("e1", avro.OrderCreated, 1), lineless("g2", avro.OrderPaid, 2), ev("e3", avro.OrderFulfilled, 3)}, -2, -1},
 	} {
 		for _, p := range perms {
 			sum, _ := net(tt.events[p[0]], tt.events[p[1]], tt.events[p[2]])
@@ -108,6 +129,22 @@ func TestValidate(t *testing.T) {
 		if Validate(e) == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// The event whose arrival made the order sell re-emits the same sale when
+// it is delivered again, even when it is the storefront's stale event that
+// brought the lines after the gateway's payment.
+func TestTheEventThatSoldReemitsItsSale(t *testing.T) {
+	s, _, _ := Step(nil, lineless("g2", avro.OrderPaid, 2))
+	created := ev("e1", avro.OrderCreated, 1)
+	s, _, tr := Step(&s, created)
+	if tr != Sale || s.SoldBy != "e1" {
+		t.Fatalf("transition %q sold by %q, want a sale by e1", tr, s.SoldBy)
+	}
+	again, changed, tr := Step(&s, created)
+	if changed || tr != Sale || fmt.Sprint(Deltas(again, created, tr)) != fmt.Sprint(Deltas(s, created, Sale)) {
+		t.Fatalf("redelivery: changed %v transition %q", changed, tr)
 	}
 }
 
