@@ -19,16 +19,23 @@ var (
 	errOverloaded      = errors.New("too many webhooks in flight")
 	errUnknownProvider = errors.New("no such provider")
 	errMethod          = errors.New("only POST is accepted")
+	errContentType     = errors.New("webhooks are application/json")
 )
 
-// apiError is the body of every error answer:
-// {"error":{"code":"invalid_signature","message":"..."}}.
-type apiError struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
+// Problem is the body of every error answer: RFC 9457 problem details
+// (application/problem+json), with the error's code as an extension member
+// so a client can branch on it without parsing the type URI.
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Code   string `json:"code"`
 }
+
+// problemType is the type URI of code: a URN, since the problem types are
+// documented in the README's status table rather than at a URL of their own.
+func problemType(code string) string { return "urn:shopstream:problem:" + code }
 
 // classify maps an error to its HTTP status and code. It is the one place
 // that does: a new error kind gets its status here.
@@ -54,6 +61,8 @@ func classify(err error) (status int, code string, retry bool) {
 		return http.StatusNotFound, "unknown_provider", false
 	case errors.Is(err, errMethod):
 		return http.StatusMethodNotAllowed, "method_not_allowed", false
+	case errors.Is(err, errContentType):
+		return http.StatusUnsupportedMediaType, "unsupported_media_type", false
 	case errors.Is(err, errInFlight):
 		return http.StatusConflict, "delivery_in_flight", true
 	case errors.Is(err, errUnavailable):
@@ -65,30 +74,28 @@ func classify(err error) (status int, code string, retry bool) {
 	}
 }
 
-// encodeError writes err as a JSON error. The message is the error's text,
-// which this package composes without quoting payloads or secrets; Kafka's
-// detail stays in the log.
+// encodeError writes err as problem details. The detail is the error's
+// text, which this package composes without quoting payloads or secrets;
+// Kafka's detail stays in the log.
 func encodeError(retryAfter time.Duration, log *slog.Logger) func(context.Context, error, http.ResponseWriter) {
 	return func(_ context.Context, err error, w http.ResponseWriter) {
 		status, code, retry := classify(err)
-		var body apiError
-		body.Error.Code = code
-		body.Error.Message = err.Error()
+		body := Problem{Type: problemType(code), Title: http.StatusText(status), Status: status, Detail: err.Error(), Code: code}
 		// An overload is answered thousands of times a second; one line
 		// each would make it worse.
 		if (status >= 500 || status == http.StatusConflict) && !errors.Is(err, errOverloaded) {
 			log.Warn("webhook not accepted", "status", status, "code", code, "err", err)
 			switch {
 			case errors.Is(err, errUnavailable):
-				body.Error.Message = errUnavailable.Error()
+				body.Detail = errUnavailable.Error()
 			case status == http.StatusInternalServerError:
-				body.Error.Message = "internal error"
+				body.Detail = "internal error"
 			}
 		}
 		if retry {
 			w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
 		}
-		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Type", "application/problem+json")
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(body)
 	}

@@ -38,8 +38,8 @@ func TestRealKafkaOneReceiptPerDelivery(t *testing.T) {
 	url := realServer(t, testenv.Brokers(), names, nil, 10*time.Second)
 	for _, want := range []string{"accepted", "duplicate"} {
 		resp, a := post{id: "msg_real", body: paidBody}.do(t, url)
-		if resp.StatusCode != 200 || a.Status != want {
-			t.Fatalf("%d %q, want 200 %q", resp.StatusCode, a.Status, want)
+		if resp.StatusCode != 200 || a.Accepted.Status != want {
+			t.Fatalf("%d %q, want 200 %q", resp.StatusCode, a.Accepted.Status, want)
 		}
 	}
 	raw := testenv.ReadTopic(t, names.WebhooksRaw, 1)
@@ -59,7 +59,7 @@ func TestRealKafkaOneReceiptPerDelivery(t *testing.T) {
 func TestBrokerUnreachableIs503(t *testing.T) {
 	url := realServer(t, []string{"127.0.0.1:1"}, topology.NamesFor("none_"), nil, time.Second)
 	resp, a := post{id: "msg_down", body: paidBody}.do(t, url)
-	if resp.StatusCode != 503 || a.Error.Code != "unavailable" || resp.Header.Get("Retry-After") == "" {
+	if resp.StatusCode != 503 || a.Code != "unavailable" || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("got %d %+v", resp.StatusCode, a)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -205,6 +206,9 @@ type delivery struct {
 // delivery has passed all three.
 func (s *service) decode(_ context.Context, r *http.Request) (any, error) {
 	receivedAt := s.cfg.Now()
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return nil, errContentType
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		return nil, err

@@ -31,6 +31,17 @@ var (
 
 const paidBody = `{"type":"order.paid","timestamp":"2026-11-24T11:59:59Z","data":{"order_id":"o-1","line_items":[{"id":"1","sku":"SKU-A","quantity":2}]}}`
 
+func ptr(s string) *string { return &s }
+
+// json with its parameters is json: providers send "; charset=utf-8".
+func TestJSONWithACharsetIsAccepted(t *testing.T) {
+	prod := &recordingProducer{}
+	url := newTestServer(t, prod, nil)
+	if resp, a := (post{body: paidBody, contentType: ptr("application/json; charset=utf-8")}).do(t, url); resp.StatusCode != 200 {
+		t.Fatalf("got %d %+v", resp.StatusCode, a)
+	}
+}
+
 // testenvEventually waits up to 5 s for cond.
 func testenvEventually(t *testing.T, cond func() bool) {
 	t.Helper()
@@ -79,14 +90,18 @@ func newServer(t *testing.T, h http.Handler) string {
 
 type post struct {
 	path, method, id, body string
+	contentType            *string
 	signedAt               time.Time
 	sig                    string
 }
 
-// answer is any JSON answer: an error, or a status.
+// answer is any answer: a problem (application/problem+json), or an
+// acceptance's status.
 type answer struct {
-	apiError
-	Status string `json:"status"`
+	Problem
+	Accepted struct {
+		Status string `json:"status"`
+	}
 }
 
 func (p post) do(t *testing.T, url string) (*http.Response, answer) {
@@ -108,13 +123,20 @@ func (p post) do(t *testing.T, url string) (*http.Response, answer) {
 	if p.sig != "" {
 		req.Header.Set("Webhook-Signature", p.sig)
 	}
+	if p.contentType != nil {
+		req.Header.Set("Content-Type", *p.contentType)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var a answer
-	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+	into := any(&a.Accepted)
+	if resp.Header.Get("Content-Type") == "application/problem+json" {
+		into = &a.Problem
+	}
+	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
 		t.Fatalf("answer is not JSON: %v", err)
 	}
 	return resp, a
@@ -138,14 +160,17 @@ func TestRejectionsChangeNothing(t *testing.T) {
 		{"order without id", post{body: `{"type":"order.paid","timestamp":"2026-11-24T11:59:59Z","data":{}}`}, 400, "malformed_payload"},
 		{"unknown provider", post{path: "/webhooks/nope", body: paidBody}, 404, "unknown_provider"},
 		{"wrong method", post{method: http.MethodGet, body: ""}, 405, "method_not_allowed"},
+		{"form instead of json", post{body: paidBody, contentType: ptr("application/x-www-form-urlencoded")}, 415, "unsupported_media_type"},
+		{"no content type", post{body: paidBody, contentType: ptr("")}, 415, "unsupported_media_type"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, body := tt.p.do(t, url)
-			if resp.StatusCode != tt.status || body.Error.Code != tt.code || body.Error.Message == "" {
+			if resp.StatusCode != tt.status || body.Code != tt.code || body.Detail == "" || body.Status != tt.status ||
+				body.Type != "urn:shopstream:problem:"+tt.code || body.Title != http.StatusText(tt.status) {
 				t.Fatalf("got %d %+v, want %d %s", resp.StatusCode, body, tt.status, tt.code)
 			}
-			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+			if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
 				t.Fatalf("content type %q", ct)
 			}
 		})
@@ -204,10 +229,10 @@ func TestNonOrderEventKeepsOnlyAReceipt(t *testing.T) {
 func TestKafkaFailureIs503WithRetryAfter(t *testing.T) {
 	url := newTestServer(t, &recordingProducer{err: errors.New("broker gone")}, nil)
 	resp, body := post{body: paidBody}.do(t, url)
-	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "5" || body.Error.Code != "unavailable" {
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "5" || body.Code != "unavailable" {
 		t.Fatalf("got %d retry-after %q %+v", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
-	if strings.Contains(body.Error.Message, "broker gone") {
+	if strings.Contains(body.Detail, "broker gone") {
 		t.Fatal("Kafka's detail leaked into the answer")
 	}
 }
@@ -218,8 +243,8 @@ func TestDuplicateDeliveryIsAnsweredWithoutAWrite(t *testing.T) {
 	url := newTestServer(t, prod, dedup)
 	for i, want := range []string{"accepted", "duplicate"} {
 		resp, a := post{id: "msg_dup", body: paidBody}.do(t, url)
-		if resp.StatusCode != 200 || a.Status != want {
-			t.Fatalf("attempt %d: %d %q, want 200 %q", i, resp.StatusCode, a.Status, want)
+		if resp.StatusCode != 200 || a.Accepted.Status != want {
+			t.Fatalf("attempt %d: %d %q, want 200 %q", i, resp.StatusCode, a.Accepted.Status, want)
 		}
 	}
 	if len(prod.recs) != 1 {
@@ -229,7 +254,7 @@ func TestDuplicateDeliveryIsAnsweredWithoutAWrite(t *testing.T) {
 		t.Fatalf("claim %v", c)
 	}
 	resp, body := post{id: "msg_busy", body: paidBody}.do(t, url)
-	if resp.StatusCode != 409 || body.Error.Code != "delivery_in_flight" || resp.Header.Get("Retry-After") == "" {
+	if resp.StatusCode != 409 || body.Code != "delivery_in_flight" || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("in flight: %d %+v", resp.StatusCode, body)
 	}
 }
@@ -296,7 +321,7 @@ func TestNoAcknowledgementIs503InTimeAndALateOneCompletesTheClaim(t *testing.T) 
 	}
 	url := newServer(t, h)
 	resp, a := post{id: "msg_slow", body: paidBody}.do(t, url)
-	if resp.StatusCode != 503 || a.Error.Code != "unavailable" || resp.Header.Get("Retry-After") == "" {
+	if resp.StatusCode != 503 || a.Code != "unavailable" || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("got %d %+v", resp.StatusCode, a)
 	}
 	if resp, _ := (post{id: "msg_slow", body: paidBody}).do(t, url); resp.StatusCode != 409 {
@@ -307,11 +332,11 @@ func TestNoAcknowledgementIs503InTimeAndALateOneCompletesTheClaim(t *testing.T) 
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		resp, a := post{id: "msg_slow", body: paidBody}.do(t, url)
-		if resp.StatusCode == 200 && a.Status == "duplicate" {
+		if resp.StatusCode == 200 && a.Accepted.Status == "duplicate" {
 			break
 		}
 		if resp.StatusCode != 409 || time.Now().After(deadline) {
-			t.Fatalf("a retry after the late acknowledgement: %d %q, want 200 duplicate", resp.StatusCode, a.Status)
+			t.Fatalf("a retry after the late acknowledgement: %d %q, want 200 duplicate", resp.StatusCode, a.Accepted.Status)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -342,7 +367,7 @@ func TestOverloadIs503WithRetryAfterAndWritesNothing(t *testing.T) {
 			testenvEventually(t, func() bool { prod.mu.Lock(); defer prod.mu.Unlock(); return len(prod.promises) == 2 })
 			start := time.Now()
 			resp, a := post{id: "msg_excess", body: paidBody}.do(t, url)
-			if resp.StatusCode != 503 || a.Error.Code != "overloaded" || resp.Header.Get("Retry-After") == "" {
+			if resp.StatusCode != 503 || a.Code != "overloaded" || resp.Header.Get("Retry-After") == "" {
 				t.Fatalf("the excess got %d %+v", resp.StatusCode, a)
 			}
 			if waited := time.Since(start); waited < wait {

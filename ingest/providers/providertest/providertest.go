@@ -50,15 +50,14 @@ func NewRequest(ctx context.Context, url string, s Signer, d Delivery) (*http.Re
 // Answer is the receiver's answer to a delivery.
 type Answer struct {
 	// Code is the HTTP status.
-	Code int `json:"-"`
+	Code int
 	// Status is "accepted" or "duplicate" on a 2xx.
-	Status string `json:"status"`
-	Error  struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
+	Status string
+	// Problem is the error code of a problem-details answer
+	// (application/problem+json, its "code" member), and Detail its detail.
+	Problem, Detail string
 	// Header is the answer's headers (Retry-After, Content-Type).
-	Header http.Header `json:"-"`
+	Header http.Header
 }
 
 // Outcome is the answer's status, else its error code.
@@ -66,7 +65,7 @@ func (a Answer) Outcome() string {
 	if a.Status != "" {
 		return a.Status
 	}
-	return a.Error.Code
+	return a.Problem
 }
 
 // Post sends d to url and reads the answer. An error means no answer came
@@ -86,8 +85,19 @@ func Post(ctx context.Context, client *http.Client, url string, s Signer, d Deli
 		return Answer{}, err
 	}
 	a := Answer{Code: resp.StatusCode, Header: resp.Header}
-	if err := json.Unmarshal(body, &a); err != nil {
+	if resp.Header.Get("Content-Type") == "application/problem+json" {
+		var p struct {
+			Code   string `json:"code"`
+			Detail string `json:"detail"`
+		}
+		err = json.Unmarshal(body, &p)
+		a.Problem, a.Detail = p.Code, p.Detail
 		return a, err
 	}
-	return a, nil
+	var ok struct {
+		Status string `json:"status"`
+	}
+	err = json.Unmarshal(body, &ok)
+	a.Status = ok.Status
+	return a, err
 }
