@@ -6,7 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/ingest/providers"
 	"github.com/shopstream/shopstream/internal/conf"
@@ -50,6 +53,13 @@ type Config struct {
 	// remembers to answer a retry "duplicate". Default
 	// DefaultRecentDeliveries.
 	RecentDeliveries int
+	// RateLimit and RateBurst are each provider's token bucket
+	// (HandlerConfig). Default 0: no limit.
+	RateLimit int
+	RateBurst int
+
+	// Metrics records every answer. Default: none.
+	Metrics Metrics
 
 	// Kafka is the producer's client. Required.
 	Kafka stream.ClientConfig
@@ -65,6 +75,8 @@ func (c *Config) RegisterFlags(fs *conf.FlagSet) {
 	fs.Int64(&c.MaxBodyBytes, "max-body-bytes", DefaultMaxBodyBytes, "largest webhook body accepted", "SHOPSTREAM_MAX_BODY_BYTES")
 	fs.Int(&c.MaxInFlight, "max-in-flight", DefaultMaxInFlight, "webhooks handled at once; more wait -queue-wait, then get 503", "SHOPSTREAM_MAX_IN_FLIGHT")
 	fs.Duration(&c.QueueWait, "queue-wait", DefaultQueueWait, "how long a webhook over -max-in-flight waits for a slot before 503 (0: not at all)", "SHOPSTREAM_QUEUE_WAIT")
+	fs.Int(&c.RateLimit, "rate-limit", 0, "webhooks a second each provider may send; more get 429 with Retry-After (0: no limit)", "SHOPSTREAM_RATE_LIMIT")
+	fs.Int(&c.RateBurst, "rate-burst", 0, "burst above -rate-limit a provider may send at once (0: a second's worth)", "SHOPSTREAM_RATE_BURST")
 	fs.Int(&c.RecentDeliveries, "recent-deliveries", DefaultRecentDeliveries, "accepted delivery ids remembered in memory to answer a retry \"duplicate\"", "SHOPSTREAM_RECENT_DELIVERIES")
 	c.Providers.RegisterFlags(fs)
 }
@@ -80,14 +92,32 @@ func (c *Config) setDefaults() {
 
 // Validate reports what is missing or cannot work, before anything starts.
 func (c *Config) Validate() error {
-	if c.MaxBodyBytes < 0 || c.MaxInFlight < 0 || c.QueueWait < 0 || c.RecentDeliveries < 0 {
-		return errors.New("ingest: the body limit, in-flight bound, queue wait and recent deliveries cannot be negative")
+	if c.MaxBodyBytes < 0 || c.MaxInFlight < 0 || c.QueueWait < 0 || c.RecentDeliveries < 0 || c.RateLimit < 0 || c.RateBurst < 0 {
+		return errors.New("ingest: the body limit, in-flight bound, queue wait, recent deliveries and rate limit cannot be negative")
 	}
 	if c.Topics == (topology.Names{}) {
 		return errors.New("ingest: Topics are required")
 	}
 	_, err := c.Providers.Enabled()
 	return err
+}
+
+// watchKafka keeps ready true while the brokers answer, checked every 2 s:
+// /readyz then takes an instance that cannot write out of a load
+// balancer's rotation before its webhooks get 503s.
+func watchKafka(ctx context.Context, cl *kgo.Client, ready *atomic.Bool) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ready.Store(cl.Ping(pctx) == nil)
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Run serves webhooks until ctx is done, then stops accepting and lets the
@@ -107,8 +137,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if log == nil {
 		log = slog.Default()
 	}
+	var ready atomic.Bool
+	go watchKafka(ctx, prod, &ready)
 	h, err := NewHandler(HandlerConfig{Providers: enabled, Producer: prod, Topics: cfg.Topics, MaxBodyBytes: cfg.MaxBodyBytes,
-		MaxInFlight: cfg.MaxInFlight, QueueWait: cfg.QueueWait, Dedup: NewRecentDeliveries(cfg.RecentDeliveries), Logger: log})
+		MaxInFlight: cfg.MaxInFlight, QueueWait: cfg.QueueWait, Dedup: NewRecentDeliveries(cfg.RecentDeliveries),
+		RateLimit: float64(cfg.RateLimit), RateBurst: cfg.RateBurst, Ready: ready.Load, Metrics: cfg.Metrics, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -116,7 +149,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// Timeouts so that slow clients cannot pin connections: headers within
+	// 5 s, the whole request within 30 s, the answer within Kafka's wait and
+	// a margin, and an idle keep-alive connection closed after 2 minutes.
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: DefaultProduceTimeout + 5*time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	log.Info("ingest listening", "addr", ln.Addr().String())
 	if cfg.Ready != nil {

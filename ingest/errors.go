@@ -20,6 +20,7 @@ var (
 	errUnknownProvider = errors.New("no such provider")
 	errMethod          = errors.New("only POST is accepted")
 	errContentType     = errors.New("webhooks are application/json")
+	errRateLimited     = errors.New("more webhooks than this provider's rate limit")
 )
 
 // Problem is the body of every error answer: RFC 9457 problem details
@@ -69,6 +70,8 @@ func classify(err error) (status int, code string, retry bool) {
 		return http.StatusServiceUnavailable, "unavailable", true
 	case errors.Is(err, errOverloaded):
 		return http.StatusServiceUnavailable, "overloaded", true
+	case errors.Is(err, errRateLimited):
+		return http.StatusTooManyRequests, "rate_limited", false
 	default:
 		return http.StatusInternalServerError, "internal", true
 	}
@@ -77,12 +80,14 @@ func classify(err error) (status int, code string, retry bool) {
 // encodeError writes err as problem details. The detail is the error's
 // text, which this package composes without quoting payloads or secrets;
 // Kafka's detail stays in the log.
-func encodeError(retryAfter time.Duration, log *slog.Logger) func(context.Context, error, http.ResponseWriter) {
+// count, when set, is told every answer's code.
+func encodeError(retryAfter time.Duration, log *slog.Logger, count func(code string)) func(context.Context, error, http.ResponseWriter) {
 	return func(_ context.Context, err error, w http.ResponseWriter) {
 		status, code, retry := classify(err)
+		count(code)
 		body := Problem{Type: problemType(code), Title: http.StatusText(status), Status: status, Detail: err.Error(), Code: code}
 		// An overload is answered thousands of times a second; one line
-		// each would make it worse.
+		// each would make it worse. Its count is in the metrics.
 		if (status >= 500 || status == http.StatusConflict) && !errors.Is(err, errOverloaded) {
 			log.Warn("webhook not accepted", "status", status, "code", code, "err", err)
 			switch {

@@ -25,13 +25,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/go-kit/kit/metrics"
 	httptransport "github.com/go-kit/kit/transport/http"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/time/rate"
 
 	"github.com/shopstream/shopstream/ingest/providers"
 	"github.com/shopstream/shopstream/schemas/avro"
@@ -75,6 +79,15 @@ type HandlerConfig struct {
 	// QueueWait is how long a webhook over MaxInFlight waits for a slot
 	// before it is answered 503 with Retry-After. Default 0: not at all.
 	QueueWait time.Duration
+	// RateLimit is each provider's token bucket: webhooks a second, with
+	// bursts of RateBurst (default: a second's worth). Beyond it a webhook
+	// is answered 429 with Retry-After. Default 0: no limit.
+	RateLimit float64
+	RateBurst int
+	// Ready says whether Kafka answers; /readyz reports it. Default: always.
+	Ready func() bool
+	// Metrics records every answer. Default: none.
+	Metrics Metrics
 	// BodyReadTimeout bounds reading an admitted webhook's body, which
 	// holds a slot: providers send kilobytes at once, and a client that
 	// trickles its body must not hold a slot for the server's ReadTimeout.
@@ -111,6 +124,13 @@ func (c *HandlerConfig) setDefaults() error {
 	if c.BodyReadTimeout <= 0 {
 		c.BodyReadTimeout = 5 * time.Second
 	}
+	if c.RateLimit > 0 && c.RateBurst <= 0 {
+		c.RateBurst = max(1, int(c.RateLimit))
+	}
+	if c.Ready == nil {
+		c.Ready = func() bool { return true }
+	}
+	c.Metrics.setDefaults()
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -120,8 +140,8 @@ func (c *HandlerConfig) setDefaults() error {
 	return nil
 }
 
-// NewHandler returns the ingest HTTP handler: POST /webhooks/{provider} and
-// GET /healthz.
+// NewHandler returns the ingest HTTP handler: POST /webhooks/{provider},
+// GET /healthz (the process answers) and GET /readyz (and Kafka answers).
 func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -131,15 +151,28 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok"}`)
 	})
-	errorEncoder := encodeError(cfg.RetryAfter, cfg.Logger)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if !cfg.Ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `{"status":"kafka unreachable"}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"status":"ready"}`)
+	})
 	slots := make(chan struct{}, cfg.MaxInFlight)
+	inFlight := cfg.Metrics.InFlight
 	for _, p := range cfg.Providers {
 		s := &service{cfg: cfg, provider: p, secretHeaders: secretHeaders(p.SecretHeaders())}
-		mux.Handle("POST /webhooks/"+p.Name(), admit(slots, cfg.QueueWait, cfg.BodyReadTimeout, errorEncoder, httptransport.NewServer(
-			s.accept, s.decode, encodeResponse,
-			httptransport.ServerErrorEncoder(errorEncoder),
-		)))
+		errorEncoder := encodeError(cfg.RetryAfter, cfg.Logger, cfg.Metrics.outcome(p.Name()))
+		var h http.Handler = httptransport.NewServer(s.accept, s.decode, s.encodeResponse, httptransport.ServerErrorEncoder(errorEncoder))
+		h = admit(slots, inFlight, cfg.QueueWait, cfg.BodyReadTimeout, errorEncoder, h)
+		if cfg.RateLimit > 0 {
+			h = limit(rate.NewLimiter(rate.Limit(cfg.RateLimit), cfg.RateBurst), errorEncoder, h)
+		}
+		mux.Handle("POST /webhooks/"+p.Name(), h)
 	}
+	errorEncoder := encodeError(cfg.RetryAfter, cfg.Logger, cfg.Metrics.outcome("unknown"))
 	mux.HandleFunc("/webhooks/", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			errorEncoder(r.Context(), errMethod, w)
@@ -150,13 +183,29 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 	return mux, nil
 }
 
+// limit answers 429 (errRateLimited) to a webhook beyond the provider's
+// token bucket, before anything else is done with it. The Retry-After it
+// gives is when the bucket has a token again.
+func limit(l *rate.Limiter, reject func(context.Context, error, http.ResponseWriter), next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		res := l.Reserve()
+		if d := res.Delay(); d > 0 {
+			res.Cancel()
+			w.Header().Set("Retry-After", strconv.Itoa(int(max(1, math.Ceil(d.Seconds())))))
+			reject(r.Context(), errRateLimited, w)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // admit lets a webhook through once it holds one of slots, shared by every
 // provider, and answers 503 (errOverloaded) to one that found none free
 // within wait (at once when wait is 0). Without a bound, a burst beyond what Kafka and the CPU take
 // queues every request until all of them time out; with it, the webhooks
 // admitted keep their latency and the excess is told at once to come back,
 // before its body is read.
-func admit(slots chan struct{}, wait, bodyRead time.Duration, reject func(context.Context, error, http.ResponseWriter), next http.Handler) http.Handler {
+func admit(slots chan struct{}, inFlight metrics.Gauge, wait, bodyRead time.Duration, reject func(context.Context, error, http.ResponseWriter), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case slots <- struct{}{}:
@@ -178,7 +227,8 @@ func admit(slots chan struct{}, wait, bodyRead time.Duration, reject func(contex
 				return
 			}
 		}
-		defer func() { <-slots }()
+		inFlight.Add(1)
+		defer func() { inFlight.Add(-1); <-slots }()
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyRead))
 		next.ServeHTTP(w, r)
 	})
@@ -257,7 +307,7 @@ func (s *service) accept(ctx context.Context, req any) (any, error) {
 	if err := s.write(rec, func(err error) { s.settle(key, err) }); err != nil {
 		return nil, err
 	}
-	return response{Status: "accepted", DeliveryID: d.ID}, nil
+	return response{Status: "accepted", DeliveryID: d.ID, receivedAt: d.receivedAt}, nil
 }
 
 // settle records the outcome of a delivery's write in the dedup store: done
@@ -341,9 +391,15 @@ func keptHeaders(h http.Header, drop map[string]bool) map[string]string {
 type response struct {
 	Status     string `json:"status"`
 	DeliveryID string `json:"delivery_id"`
+	receivedAt time.Time
 }
 
-func encodeResponse(ctx context.Context, w http.ResponseWriter, resp any) error {
+func (s *service) encodeResponse(ctx context.Context, w http.ResponseWriter, resp any) error {
+	r := resp.(response)
+	s.cfg.Metrics.Requests.With("provider", s.provider.Name(), "outcome", r.Status).Add(1)
+	if r.Status == "accepted" {
+		s.cfg.Metrics.AckSeconds.With("provider", s.provider.Name()).Observe(time.Since(r.receivedAt).Seconds())
+	}
 	return httptransport.EncodeJSONResponse(ctx, w, resp)
 }
 

@@ -125,10 +125,10 @@ func (cmd *command) flagSet() (*settings, *conf.FlagSet, []*stage, *string) {
 		metrics := false
 		for _, st := range stages {
 			st.flags(fs)
-			metrics = metrics || st.transactional
+			metrics = metrics || st.transactional || st.name == "ingest"
 		}
 		if metrics {
-			fs.String(&metricsListen, "metrics-listen", "", "address that serves Prometheus /metrics of the transactional stages; empty: none",
+			fs.String(&metricsListen, "metrics-listen", "", "address that serves Prometheus /metrics of the stages (the transactional ones and ingest); empty: none",
 				"SHOPSTREAM_METRICS_LISTEN")
 		}
 	}

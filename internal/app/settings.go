@@ -12,6 +12,7 @@ import (
 
 	kitprometheus "github.com/go-kit/kit/metrics/prometheus"
 
+	"github.com/shopstream/shopstream/ingest"
 	"github.com/shopstream/shopstream/internal/conf"
 	"github.com/shopstream/shopstream/internal/stream"
 	"github.com/shopstream/shopstream/internal/stream/middleware"
@@ -31,6 +32,8 @@ type settings struct {
 	log      *slog.Logger
 	registry *prometheus.Registry
 	metrics  middleware.Metrics
+	// ingestMetrics are the webhook receiver's, on the same registry.
+	ingestMetrics ingest.Metrics
 }
 
 func (s *settings) registerFlags(fs *conf.FlagSet) {
@@ -60,6 +63,17 @@ func (s *settings) setup(stderr io.Writer) error {
 		Help: "Time to handle one polled batch, by topic.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"topic"})
 	s.registry.MustRegister(records, seconds)
 	s.metrics = middleware.Metrics{Records: kitprometheus.NewCounter(records), Duration: kitprometheus.NewHistogram(seconds)}
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "shopstream", Subsystem: "ingest", Name: "requests_total",
+		Help: "Webhooks answered, by provider and outcome: accepted, duplicate, or the problem's code (invalid_signature, rate_limited, overloaded, ...)."},
+		[]string{"provider", "outcome"})
+	ack := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "shopstream", Subsystem: "ingest", Name: "ack_seconds",
+		Help:    "Time from a webhook's arrival to its 2xx, after Kafka acknowledged it, by provider.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"provider"})
+	inFlight := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "shopstream", Subsystem: "ingest", Name: "in_flight",
+		Help: "Webhooks admitted and not yet answered."}, nil)
+	s.registry.MustRegister(requests, ack, inFlight)
+	s.ingestMetrics = ingest.Metrics{Requests: kitprometheus.NewCounter(requests), AckSeconds: kitprometheus.NewHistogram(ack),
+		InFlight: kitprometheus.NewGauge(inFlight)}
 	return nil
 }
 

@@ -50,7 +50,7 @@ func (p *pipeline) stages() []*stage {
 	return []*stage{
 		{name: "ingest", flags: in.RegisterFlags,
 			prepare: func(s *settings, _ *redis.Client) error {
-				in.Kafka, in.Topics = s.kafka(), s.topics()
+				in.Kafka, in.Topics, in.Metrics = s.kafka(), s.topics(), s.ingestMetrics
 				return in.Validate()
 			},
 			run: func(ctx context.Context) error { return ingest.Run(ctx, *in) }},
