@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/ingest/providers"
@@ -60,6 +61,10 @@ type Config struct {
 
 	// Metrics records every answer. Default: none.
 	Metrics Metrics
+	// Redis keeps the kill switch (Pauses) under Prefix. Optional: without
+	// it no provider can be paused.
+	Redis  redis.Cmdable
+	Prefix string
 
 	// Kafka is the producer's client. Required.
 	Kafka stream.ClientConfig
@@ -139,9 +144,15 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	var ready atomic.Bool
 	go watchKafka(ctx, prod, &ready)
-	h, err := NewHandler(HandlerConfig{Providers: enabled, Producer: prod, Topics: cfg.Topics, MaxBodyBytes: cfg.MaxBodyBytes,
+	hc := HandlerConfig{Providers: enabled, Producer: prod, Topics: cfg.Topics, MaxBodyBytes: cfg.MaxBodyBytes,
 		MaxInFlight: cfg.MaxInFlight, QueueWait: cfg.QueueWait, Dedup: NewRecentDeliveries(cfg.RecentDeliveries),
-		RateLimit: float64(cfg.RateLimit), RateBurst: cfg.RateBurst, Ready: ready.Load, Metrics: cfg.Metrics, Logger: log})
+		RateLimit: float64(cfg.RateLimit), RateBurst: cfg.RateBurst, Ready: ready.Load, Metrics: cfg.Metrics, Logger: log}
+	if cfg.Redis != nil {
+		pauses := NewPauses(cfg.Redis, cfg.Prefix, log)
+		go pauses.Watch(ctx, DefaultPollEvery)
+		hc.Paused = pauses.Paused
+	}
+	h, err := NewHandler(hc)
 	if err != nil {
 		return err
 	}

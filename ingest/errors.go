@@ -21,6 +21,7 @@ var (
 	errMethod          = errors.New("only POST is accepted")
 	errContentType     = errors.New("webhooks are application/json")
 	errRateLimited     = errors.New("more webhooks than this provider's rate limit")
+	errPaused          = errors.New("this provider is paused by an operator; retry later")
 )
 
 // Problem is the body of every error answer: RFC 9457 problem details
@@ -70,6 +71,8 @@ func classify(err error) (status int, code string, retry bool) {
 		return http.StatusServiceUnavailable, "unavailable", true
 	case errors.Is(err, errOverloaded):
 		return http.StatusServiceUnavailable, "overloaded", true
+	case errors.Is(err, errPaused):
+		return http.StatusServiceUnavailable, "paused", true
 	case errors.Is(err, errRateLimited):
 		return http.StatusTooManyRequests, "rate_limited", false
 	default:
@@ -86,9 +89,9 @@ func encodeError(retryAfter time.Duration, log *slog.Logger, count func(code str
 		status, code, retry := classify(err)
 		count(code)
 		body := Problem{Type: problemType(code), Title: http.StatusText(status), Status: status, Detail: err.Error(), Code: code}
-		// An overload is answered thousands of times a second; one line
-		// each would make it worse. Its count is in the metrics.
-		if (status >= 500 || status == http.StatusConflict) && !errors.Is(err, errOverloaded) {
+		// An overload or a pause is answered thousands of times a second;
+		// one line each would make it worse. Their count is in the metrics.
+		if (status >= 500 || status == http.StatusConflict) && !errors.Is(err, errOverloaded) && !errors.Is(err, errPaused) {
 			log.Warn("webhook not accepted", "status", status, "code", code, "err", err)
 			switch {
 			case errors.Is(err, errUnavailable):

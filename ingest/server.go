@@ -84,6 +84,9 @@ type HandlerConfig struct {
 	// is answered 429 with Retry-After. Default 0: no limit.
 	RateLimit float64
 	RateBurst int
+	// Paused says whether an operator paused a provider (Pauses.Paused);
+	// its webhooks get 503 with Retry-After. Default: none is.
+	Paused func(provider string) bool
 	// Ready says whether Kafka answers; /readyz reports it. Default: always.
 	Ready func() bool
 	// Metrics records every answer. Default: none.
@@ -130,6 +133,9 @@ func (c *HandlerConfig) setDefaults() error {
 	if c.Ready == nil {
 		c.Ready = func() bool { return true }
 	}
+	if c.Paused == nil {
+		c.Paused = func(string) bool { return false }
+	}
 	c.Metrics.setDefaults()
 	if c.Now == nil {
 		c.Now = time.Now
@@ -170,7 +176,7 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 		if cfg.RateLimit > 0 {
 			h = limit(rate.NewLimiter(rate.Limit(cfg.RateLimit), cfg.RateBurst), errorEncoder, h)
 		}
-		mux.Handle("POST /webhooks/"+p.Name(), h)
+		mux.Handle("POST /webhooks/"+p.Name(), pause(func() bool { return cfg.Paused(p.Name()) }, errorEncoder, h))
 	}
 	errorEncoder := encodeError(cfg.RetryAfter, cfg.Logger, cfg.Metrics.outcome("unknown"))
 	mux.HandleFunc("/webhooks/", func(w http.ResponseWriter, r *http.Request) {
@@ -181,6 +187,18 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 		errorEncoder(r.Context(), errUnknownProvider, w)
 	})
 	return mux, nil
+}
+
+// pause answers 503 (errPaused) to every webhook while paused says so,
+// before anything else is done with it.
+func pause(paused func() bool, reject func(context.Context, error, http.ResponseWriter), next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if paused() {
+			reject(r.Context(), errPaused, w)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // limit answers 429 (errRateLimited) to a webhook beyond the provider's

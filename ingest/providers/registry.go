@@ -40,8 +40,8 @@ func register(s spec) {
 	specs[s.Name] = s
 }
 
-// names returns the registered providers' names, sorted.
-func names() []string {
+// Names returns the registered providers' names, sorted.
+func Names() []string {
 	out := make([]string, 0, len(specs))
 	for n := range specs {
 		out = append(out, n)
@@ -78,7 +78,7 @@ func (c *Config) RegisterSecretFlags(fs *conf.FlagSet) {
 	if c.Secrets == nil {
 		c.Secrets = map[string][]string{}
 	}
-	for _, name := range names() {
+	for _, name := range Names() {
 		s := specs[name]
 		flag := name + "-secret"
 		envs := []string{envName(flag)}
@@ -103,7 +103,7 @@ func (c Config) Enabled() ([]Provider, error) {
 		c.Tolerance = DefaultTolerance
 	}
 	var out []Provider
-	for _, name := range names() {
+	for _, name := range Names() {
 		if len(c.Secrets[name]) == 0 {
 			continue
 		}
@@ -115,7 +115,7 @@ func (c Config) Enabled() ([]Provider, error) {
 	}
 	if len(out) == 0 {
 		var vars []string
-		for _, name := range names() {
+		for _, name := range Names() {
 			vars = append(vars, envName(name+"-secret"))
 			if l := specs[name].LegacySecret; l != "" {
 				vars = append(vars, envName(l))

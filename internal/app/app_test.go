@@ -42,6 +42,8 @@ func TestCommandsRefuseBadArguments(t *testing.T) {
 		{[]string{"run", "-log-level", "loud"}, "log level"},
 		{[]string{"loadgen", "-url", "http://10.0.0.1/webhooks/standardwebhooks", "-webhook-secret", "whsec_c2VjcmV0"}, "loopback"},
 		{[]string{"migrate", "-partitions", "3"}, "flag provided but not defined"},
+		{[]string{"providers", "pause", "stripey"}, `no provider "stripey"`},
+		{[]string{"providers", "resume"}, "name at least one provider"},
 	} {
 		_, err := run(tt.args, nil)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/shopstream/shopstream/ingest"
+	"github.com/shopstream/shopstream/ingest/providers"
 	"github.com/shopstream/shopstream/internal/conf"
 	"github.com/shopstream/shopstream/internal/demo"
 	"github.com/shopstream/shopstream/internal/loadgen"
@@ -152,6 +156,52 @@ func (o *operator) show(ctx context.Context, s *settings, skus []string, out io.
 			return err
 		}
 		fmt.Fprintf(out, "%s\t%d\n", sku, n)
+	}
+	return nil
+}
+
+func (o *operator) pause(ctx context.Context, s *settings, names []string, out io.Writer) error {
+	return o.switchProviders(ctx, s, names, out, (*ingest.Pauses).Pause, "paused")
+}
+
+func (o *operator) resume(ctx context.Context, s *settings, names []string, out io.Writer) error {
+	return o.switchProviders(ctx, s, names, out, (*ingest.Pauses).Resume, "resumed")
+}
+
+// switchProviders applies do to each named provider, refusing a name no
+// provider has: a typo must not look like a pause that took.
+func (o *operator) switchProviders(ctx context.Context, s *settings, names []string, out io.Writer,
+	do func(*ingest.Pauses, context.Context, string) error, done string) error {
+	if len(names) == 0 {
+		return errors.New("name at least one provider: " + strings.Join(providers.Names(), ", "))
+	}
+	for _, n := range names {
+		if !slices.Contains(providers.Names(), n) {
+			return fmt.Errorf("no provider %q: %s", n, strings.Join(providers.Names(), ", "))
+		}
+	}
+	rdb := s.redis()
+	defer rdb.Close()
+	p := ingest.NewPauses(rdb, s.prefix, s.log)
+	for _, n := range names {
+		if err := do(p, ctx, n); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s %s\n", n, done)
+	}
+	return nil
+}
+
+func (o *operator) paused(ctx context.Context, s *settings, _ []string, out io.Writer) error {
+	rdb := s.redis()
+	defer rdb.Close()
+	names, err := ingest.NewPauses(rdb, s.prefix, s.log).List(ctx)
+	if err != nil {
+		return err
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		fmt.Fprintln(out, n)
 	}
 	return nil
 }

@@ -49,8 +49,8 @@ func (p *pipeline) stages() []*stage {
 	in, dlv, ord, inv, snk := &p.ingest, &p.deliveries, &p.orders, &p.inventory, &p.sink
 	return []*stage{
 		{name: "ingest", flags: in.RegisterFlags,
-			prepare: func(s *settings, _ *redis.Client) error {
-				in.Kafka, in.Topics, in.Metrics = s.kafka(), s.topics(), s.ingestMetrics
+			prepare: func(s *settings, rdb *redis.Client) error {
+				in.Kafka, in.Topics, in.Metrics, in.Redis, in.Prefix = s.kafka(), s.topics(), s.ingestMetrics, rdb, s.prefix
 				return in.Validate()
 			},
 			run: func(ctx context.Context) error { return ingest.Run(ctx, *in) }},
