@@ -1,8 +1,13 @@
 package ingest
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/shopstream/shopstream/ingest/providers"
+	"github.com/shopstream/shopstream/ingest/providers/providertest"
+	"github.com/shopstream/shopstream/schemas/envelope"
 )
 
 func TestRateLimitIs429WithRetryAfterAndWritesNothing(t *testing.T) {
@@ -90,5 +97,71 @@ func TestMetricsCountEveryAnswer(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(ack); n != 1 {
 		t.Fatalf("%d ack series, want 1", n)
+	}
+}
+
+// One correlation id follows a webhook: the sender's X-Request-Id when it
+// sent one, else a new one, echoed in the answer and carried in the record.
+func TestTheCorrelationIDIsEchoedAndCarried(t *testing.T) {
+	prod := &recordingProducer{}
+	url := newTestServer(t, prod, nil)
+	req := func(id, reqID string) *http.Response {
+		r, err := providertest.NewRequest(context.Background(), url+"/webhooks/standardwebhooks", providertest.StandardWebhooks{Key: testKey},
+			providertest.Delivery{ID: id, Body: []byte(paidBody), At: testNow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reqID != "" {
+			r.Header.Set("X-Request-Id", reqID)
+		}
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if got := req("msg_c1", "req-42").Header.Get("X-Request-Id"); got != "req-42" {
+		t.Fatalf("echoed %q, want the sender's req-42", got)
+	}
+	if v, _ := envelope.Header(prod.recs[0], envelope.HeaderCorrelationID); v != "req-42" {
+		t.Fatalf("record carries %q", v)
+	}
+	made := req("msg_c2", "bad id with spaces").Header.Get("X-Request-Id")
+	if made == "" || strings.Contains(made, " ") {
+		t.Fatalf("a new id was not made for an unusable one: %q", made)
+	}
+	if v, _ := envelope.Header(prod.recs[1], envelope.HeaderCorrelationID); v != made {
+		t.Fatalf("record carries %q, answer %q", v, made)
+	}
+}
+
+// Whatever happens to a webhook, no log line holds the secret, the
+// signature or what the payload says of a person.
+func TestNoSecretSignatureOrPersonalDataIsLogged(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	const personal = `{"type":"order.paid","timestamp":"2026-11-24T11:59:59Z","data":{"order_id":"o-9","customer":{"email":"jane.doe@example.com","name":"Jane Doe"},"line_items":[{"id":"1","sku":"SKU-A","quantity":1}]}}`
+	p, _ := providers.NewStandardWebhooks(providers.StandardWebhooksConfig{Secrets: []string{testSecret}})
+	for _, prod := range []Producer{&recordingProducer{}, &recordingProducer{err: errors.New("broker gone")}} {
+		h, err := NewHandler(HandlerConfig{Providers: []providers.Provider{p}, Producer: prod, Logger: log, Now: func() time.Time { return testNow }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		url := newServer(t, h)
+		post{id: "msg_p", body: personal}.do(t, url)
+		post{id: "msg_p", body: personal}.do(t, url)
+		post{id: "msg_f", body: personal, sig: "v1,AAAA"}.do(t, url)
+		post{id: "msg_s", body: personal, signedAt: testNow.Add(-time.Hour)}.do(t, url)
+		post{id: "msg_m", body: `{"type":"order.paid",`}.do(t, url)
+	}
+	if logs.Len() == 0 {
+		t.Fatal("nothing was logged: the test would prove nothing")
+	}
+	sig := providers.Sign(testKey, "msg_p", testNow, []byte(personal))
+	for _, secret := range []string{testSecret, string(testKey), sig[3:], "jane.doe@example.com", "Jane Doe"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Fatalf("a log line holds %q:\n%s", secret, logs.String())
+		}
 	}
 }

@@ -176,17 +176,54 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 		if cfg.RateLimit > 0 {
 			h = limit(rate.NewLimiter(rate.Limit(cfg.RateLimit), cfg.RateBurst), errorEncoder, h)
 		}
-		mux.Handle("POST /webhooks/"+p.Name(), pause(func() bool { return cfg.Paused(p.Name()) }, errorEncoder, h))
+		mux.Handle("POST /webhooks/"+p.Name(), correlate(pause(func() bool { return cfg.Paused(p.Name()) }, errorEncoder, h)))
 	}
 	errorEncoder := encodeError(cfg.RetryAfter, cfg.Logger, cfg.Metrics.outcome("unknown"))
-	mux.HandleFunc("/webhooks/", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/webhooks/", correlate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			errorEncoder(r.Context(), errMethod, w)
 			return
 		}
 		errorEncoder(r.Context(), errUnknownProvider, w)
-	})
+	})))
 	return mux, nil
+}
+
+type correlationKey struct{}
+
+// correlate gives every webhook a correlation id: the sender's X-Request-Id
+// when it sent a usable one, else a new one. It is echoed in the answer's
+// X-Request-Id, carried in the Kafka record's correlation.id header and in
+// every log line about the webhook, so one id follows it from the
+// provider's log to ClickHouse.
+func correlate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !usableID(id) {
+			id = newID()
+		}
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), correlationKey{}, id)))
+	})
+}
+
+// usableID accepts what can be echoed in a header and a log line as it is:
+// up to 128 visible ASCII characters.
+func usableID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func correlationID(ctx context.Context) string {
+	id, _ := ctx.Value(correlationKey{}).(string)
+	return id
 }
 
 // pause answers 503 (errPaused) to every webhook while paused says so,
@@ -289,10 +326,7 @@ func (s *service) decode(_ context.Context, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	corr := r.Header.Get("X-Request-Id")
-	if corr == "" || len(corr) > 128 {
-		corr = newID()
-	}
+	corr := correlationID(r.Context())
 	if e != nil {
 		e.ReceivedAt = receivedAt.UTC().Truncate(time.Millisecond)
 		e.CorrelationID = corr
