@@ -1,0 +1,309 @@
+package providers
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/shopstream/shopstream/schemas/avro"
+)
+
+// Webflow verifies and maps Webflow's ecommerce webhooks
+// (developers.webflow.com, "Working with webhooks"): header
+// x-webflow-timestamp (Unix milliseconds) and x-webflow-signature (hex
+// HMAC-SHA256 of "<timestamp>:<raw body>"), keyed with the OAuth app's
+// client secret, or the webhook's own secret for a webhook created with a
+// site token, used as it is written (Webflow's SDK encodes it as UTF-8, no
+// decoding). The body is {"triggerType": ..., "payload": <an Order of the
+// v2 Data API>}.
+//
+// Webflow sends no delivery id and retries a failed delivery with the same
+// payload, so the id is derived from the payload (webflowDeliveryID).
+type Webflow struct {
+	secrets   [][]byte
+	tolerance time.Duration
+}
+
+// WebflowConfig configures Webflow.
+type WebflowConfig struct {
+	// Secrets accepted: the OAuth app's client secret, or the webhook's
+	// secret. More than one during a rotation. Required.
+	Secrets []string
+	// Tolerance for the signed timestamp, both in the past and the future.
+	// Default 5 minutes (DefaultTolerance), the window Webflow's docs give.
+	Tolerance time.Duration
+}
+
+func init() {
+	register(spec{Name: "webflow", New: func(s settings) (Provider, error) {
+		return NewWebflow(WebflowConfig{Secrets: s.Secrets, Tolerance: s.Tolerance})
+	}})
+}
+
+// NewWebflow returns the provider, or an error when no secret is set.
+func NewWebflow(cfg WebflowConfig) (*Webflow, error) {
+	p := &Webflow{tolerance: cfg.Tolerance}
+	if p.tolerance == 0 {
+		p.tolerance = DefaultTolerance
+	}
+	for _, s := range cfg.Secrets {
+		if s != "" {
+			p.secrets = append(p.secrets, []byte(s))
+		}
+	}
+	if len(p.secrets) == 0 {
+		return nil, errors.New("webflow: no secret configured")
+	}
+	return p, nil
+}
+
+// Name implements Provider.
+func (p *Webflow) Name() string { return "webflow" }
+
+// SecretHeaders implements Provider.
+func (p *Webflow) SecretHeaders() []string { return []string{"X-Webflow-Signature"} }
+
+// WebflowTimestamp is the x-webflow-timestamp value of a delivery signed at
+// ts: Unix milliseconds.
+func WebflowTimestamp(ts time.Time) string { return strconv.FormatInt(ts.UnixMilli(), 10) }
+
+// WebflowSign returns the x-webflow-signature value of body signed at ts
+// under secret; it is what Webflow computes, used by senders in tests, the
+// demo and the load generator.
+func WebflowSign(secret []byte, ts time.Time, body []byte) string {
+	return hex.EncodeToString(webflowMAC(secret, WebflowTimestamp(ts), body))
+}
+
+func webflowMAC(secret []byte, ts string, body []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(ts))
+	m.Write([]byte{':'})
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// Verify implements Provider. The MAC covers the timestamp header exactly as
+// sent, as Webflow's SDK computes it, and the body exactly as received.
+func (p *Webflow) Verify(h http.Header, body []byte, now time.Time) (Delivery, error) {
+	ts, sig := h.Get("X-Webflow-Timestamp"), h.Get("X-Webflow-Signature")
+	if ts == "" || sig == "" {
+		return Delivery{}, fmt.Errorf("%w: x-webflow-timestamp and x-webflow-signature are required", ErrMissingSignature)
+	}
+	ms, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return Delivery{}, fmt.Errorf("%w: x-webflow-timestamp is not Unix milliseconds", ErrInvalidSignature)
+	}
+	// A timestamp in seconds reads as a date in January 1970 and is refused
+	// here as stale: Webflow always sends milliseconds.
+	signedAt := time.UnixMilli(ms)
+	if d := now.Sub(signedAt); d > p.tolerance || d < -p.tolerance {
+		return Delivery{}, fmt.Errorf("%w: signed %s, tolerance %s", ErrStaleTimestamp, signedAt.UTC().Format(time.RFC3339), p.tolerance)
+	}
+	got, err := hex.DecodeString(sig)
+	if err != nil || len(got) != sha256.Size {
+		return Delivery{}, fmt.Errorf("%w: x-webflow-signature is not a hex HMAC-SHA256", ErrInvalidSignature)
+	}
+	for _, secret := range p.secrets {
+		if hmac.Equal(got, webflowMAC(secret, ts, body)) {
+			// Parsing only now is safe: these are Webflow's own bytes,
+			// and nothing parsed decides whether they are.
+			return Delivery{ID: webflowDeliveryID(body), SignedAt: signedAt}, nil
+		}
+	}
+	return Delivery{}, ErrInvalidSignature
+}
+
+// webflowBody is a Webflow webhook with the fields of a v2 Data API Order
+// that shopstream reads. The customer's name, email and addresses are
+// deliberately not among them: nothing personal reaches an OrderEvent.
+type webflowBody struct {
+	TriggerType string       `json:"triggerType"`
+	Payload     webflowOrder `json:"payload"`
+}
+
+type webflowOrder struct {
+	OrderID string `json:"orderId"`
+	Status  string `json:"status"`
+	// ISO 8601 times of the order's changes; null until they happen.
+	AcceptedOn       string       `json:"acceptedOn"`
+	FulfilledOn      string       `json:"fulfilledOn"`
+	RefundedOn       string       `json:"refundedOn"`
+	DisputedOn       string       `json:"disputedOn"`
+	DisputeUpdatedOn string       `json:"disputeUpdatedOn"`
+	CustomerPaid     webflowPrice `json:"customerPaid"`
+	PurchasedItems   []struct {
+		VariantID    string       `json:"variantId"`
+		VariantSKU   string       `json:"variantSKU"`
+		Count        int64        `json:"count"`
+		VariantPrice webflowPrice `json:"variantPrice"`
+	} `json:"purchasedItems"`
+}
+
+// webflowPrice is an amount: value in the currency's minor unit ("5561" is
+// $55.61, its "string" says so), a JSON string in the v2 API and a number
+// in older examples; both are read.
+type webflowPrice struct {
+	Unit  string        `json:"unit"`
+	Value webflowAmount `json:"value"`
+}
+
+type webflowAmount int64
+
+func (a *webflowAmount) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if s == "null" {
+		return nil
+	}
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = s[1 : len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return errors.New("amount is not an integer of minor units")
+	}
+	*a = webflowAmount(n)
+	return nil
+}
+
+// webflowChange says what a delivery means for its order: the canonical
+// event type ("" for a delivery kept only as a receipt) and the order's own
+// time of the change, which is both the event's version and part of its
+// delivery id ("" when the payload has none).
+//
+//   - ecomm_new_order is PAID at acceptedOn, whatever its status: Webflow
+//     places an order when its checkout completes with a payment (Stripe or
+//     PayPal; Webflow University, "Process and manage orders"). Its docs do
+//     not say what "pending" means; an order that holds its stock until it
+//     is refunded is the safe reading.
+//   - ecomm_order_changed goes by status. fulfilled is FULFILLED at
+//     fulfilledOn and refunded REFUNDED at refundedOn. unfulfilled (paid,
+//     not shipped: a new order edited, or a fulfilment undone) is PAID at
+//     acceptedOn, stale against anything later, so it sells the order only
+//     when its ecomm_new_order never came. disputed and dispute-lost are
+//     receipts: the goods are with the customer, so a lost dispute gives
+//     back money, not stock. pending and statuses Webflow adds later are
+//     receipts too.
+//   - ecomm_inventory_changed and every other trigger are receipts; a later
+//     change turns inventory into a stock snapshot.
+func webflowChange(b *webflowBody) (typ, at string) {
+	o := &b.Payload
+	switch b.TriggerType {
+	case "ecomm_new_order":
+		return avro.OrderPaid, o.AcceptedOn
+	case "ecomm_order_changed":
+		switch o.Status {
+		case "unfulfilled":
+			return avro.OrderPaid, o.AcceptedOn
+		case "fulfilled":
+			return avro.OrderFulfilled, o.FulfilledOn
+		case "refunded":
+			return avro.OrderRefunded, o.RefundedOn
+		case "disputed", "dispute-lost":
+			if o.DisputeUpdatedOn != "" {
+				return "", o.DisputeUpdatedOn
+			}
+			return "", o.DisputedOn
+		}
+	}
+	return "", ""
+}
+
+// webflowDeliveryID is what identifies a Webflow delivery, which carries no
+// id of its own: "<trigger>:<order id>:<status>:<change time in ms>" for an
+// order's change, else "sha256:<hex of the raw body>".
+//
+// It is stable across retries: a retry resends the same payload, and the
+// order's change time is Webflow's record of when the order changed, not of
+// when it was sent; the signature's timestamp, new on every attempt, is
+// deliberately left out. It is distinct across events: another order has
+// another id, another status or another change of the same order has
+// another time, and the same order's new-order and changed events differ by
+// trigger. What it does not tell apart are edits that change no status (a
+// comment, a tracking number): they keep the id of the change that set the
+// status, so only the first is kept as a receipt, and none of them moves
+// stock. A payload without an order change (inventory, other triggers, a
+// body that is not JSON) is named by its bytes, which a retry resends
+// unchanged.
+func webflowDeliveryID(body []byte) string {
+	var b webflowBody
+	if json.Unmarshal(body, &b) == nil && b.Payload.OrderID != "" {
+		if _, at := webflowChange(&b); at != "" {
+			if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
+				return b.TriggerType + ":" + b.Payload.OrderID + ":" + b.Payload.Status + ":" + strconv.FormatInt(t.UnixMilli(), 10)
+			}
+		}
+	}
+	sum := sha256.Sum256(body)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// Map implements Provider. The version is the order's own time of the
+// change (webflowChange), never its arrival. Each line is named by its
+// variantId: a Webflow order row has no id of its own, and a row is one
+// variant, the same in every event of the order, where an index could
+// shift; a variant listed twice is one line with both counts, so its stock
+// moves by the whole quantity. A row without a variantSKU is skipped:
+// stock is kept per SKU, so it has none to move.
+func (p *Webflow) Map(d Delivery, body []byte) (*avro.OrderEvent, error) {
+	var b webflowBody
+	if err := json.Unmarshal(body, &b); err != nil {
+		return nil, fmt.Errorf("%w: not a Webflow webhook: %v", ErrMalformedPayload, err)
+	}
+	if b.TriggerType == "" {
+		return nil, fmt.Errorf("%w: no triggerType", ErrMalformedPayload)
+	}
+	typ, at := webflowChange(&b)
+	if typ == "" {
+		return nil, nil
+	}
+	o := &b.Payload
+	if o.OrderID == "" {
+		return nil, fmt.Errorf("%w: payload.orderId is required", ErrMalformedPayload)
+	}
+	t, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the time of a %s %s order is not ISO 8601", ErrMalformedPayload, b.TriggerType, o.Status)
+	}
+	t = t.UTC().Truncate(time.Millisecond)
+	e := &avro.OrderEvent{
+		EventID:    d.ID,
+		Provider:   p.Name(),
+		Type:       typ,
+		OrderID:    o.OrderID,
+		Version:    t.UnixMilli(),
+		OccurredAt: t,
+		Currency:   o.CustomerPaid.Unit,
+		Lines:      []avro.LineItem{},
+	}
+	index := map[string]int{}
+	for i, item := range o.PurchasedItems {
+		if item.VariantSKU == "" {
+			continue
+		}
+		if item.VariantID == "" || item.Count <= 0 {
+			return nil, fmt.Errorf("%w: purchased item %d needs a variantId and a positive count", ErrMalformedPayload, i+1)
+		}
+		if j, ok := index[item.VariantID]; ok {
+			if e.Lines[j].Quantity > math.MaxInt64-item.Count {
+				return nil, fmt.Errorf("%w: purchased item %d: counts overflow", ErrMalformedPayload, i+1)
+			}
+			e.Lines[j].Quantity += item.Count
+			continue
+		}
+		if e.Currency == "" {
+			e.Currency = item.VariantPrice.Unit
+		}
+		index[item.VariantID] = len(e.Lines)
+		e.Lines = append(e.Lines, avro.LineItem{LineID: item.VariantID, SKU: item.VariantSKU,
+			Quantity: item.Count, UnitPriceMinor: int64(item.VariantPrice.Value)})
+	}
+	return e, nil
+}
