@@ -561,3 +561,80 @@ func TestClickHouseMissingDoesNotStopIngest(t *testing.T) {
 	p.start()
 	p.settle(2)
 }
+
+// SIGTERM in the middle of a burst: shopstream stops taking webhooks,
+// answers those it is writing once Kafka has them, and exits; every
+// delivery it answered 2xx is in webhooks.raw, and once the provider has
+// retried the rest on a new process every order is applied exactly once.
+func TestSIGTERMUnderLoadKeepsEveryAcknowledgedDelivery(t *testing.T) {
+	p := newPipeline(t)
+	p.shopstream("stock", "adjust", "-sku", "T", "-qty", "1000", "-id", "seed-T")
+	p.start()
+	const n = 300
+	pending := make(chan delivery, n)
+	for _, d := range paidOrders("T", n) {
+		pending <- d
+	}
+	close(pending)
+	var (
+		mu        sync.Mutex
+		acked     = map[string]bool{}
+		retry     []delivery
+		terminate sync.Once
+	)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for d := range pending {
+				s, _ := p.send(d)
+				mu.Lock()
+				if s == 200 {
+					acked[d.id] = true
+				} else {
+					retry = append(retry, d)
+				}
+				now := len(acked) == n/3
+				mu.Unlock()
+				if now {
+					// Not p.stop(): it waits for the exit, and the senders
+					// must go on sending while shopstream shuts down.
+					terminate.Do(func() {
+						p.mu.Lock()
+						defer p.mu.Unlock()
+						_ = p.cmd.Process.Signal(syscall.SIGTERM)
+					})
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("shopstream did not exit within 30 s of SIGTERM")
+	}
+	p.mu.Lock()
+	p.cmd = nil
+	p.mu.Unlock()
+	t.Logf("%d acknowledged before and during the shutdown; %d to retry", len(acked), len(retry))
+	if len(retry) == 0 {
+		t.Fatal("the SIGTERM came too late to test anything")
+	}
+	inRaw := map[string]bool{}
+	for _, r := range testenv.ReadTopic(t, p.names.WebhooksRaw, len(acked)) {
+		inRaw[string(r.Key)] = true
+	}
+	for id := range acked {
+		if !inRaw[id] {
+			t.Fatalf("%s was answered 2xx but is not in webhooks.raw", id)
+		}
+	}
+	p.start()
+	p.retryUntilAccepted(retry, 90*time.Second)
+	p.settle(n + 1)
+	if got := p.stock("T"); got != 1000-n {
+		t.Fatalf("stock %d, want %d", got, 1000-n)
+	}
+}
