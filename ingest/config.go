@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -59,6 +61,10 @@ type Config struct {
 	RateLimit int
 	RateBurst int
 
+	// Sources are the providers' allow-lists (-<name>-allow) and the
+	// trusted proxies (-trusted-proxies). Default: every address.
+	Sources Sources
+
 	// Metrics records every answer. Default: none.
 	Metrics Metrics
 	// Redis keeps the kill switch (Pauses) under Prefix. Optional: without
@@ -84,6 +90,29 @@ func (c *Config) RegisterFlags(fs *conf.FlagSet) {
 	fs.Int(&c.RateBurst, "rate-burst", 0, "burst above -rate-limit a provider may send at once (0: a second's worth)", "SHOPSTREAM_RATE_BURST")
 	fs.Int(&c.RecentDeliveries, "recent-deliveries", DefaultRecentDeliveries, "accepted delivery ids remembered in memory to answer a retry \"duplicate\"", "SHOPSTREAM_RECENT_DELIVERIES")
 	c.Providers.RegisterFlags(fs)
+	c.Sources.Allow = map[string][]netip.Prefix{}
+	for _, name := range providers.Names() {
+		list := new([]netip.Prefix)
+		fs.Var(allowList{prefixes{list}, c.Sources.Allow, name}, name+"-allow",
+			"addresses and CIDRs that may send "+name+"'s webhooks, comma-separated; empty: any", "SHOPSTREAM_"+strings.ToUpper(name)+"_ALLOW")
+	}
+	fs.Var(prefixes{&c.Sources.TrustedProxies}, "trusted-proxies",
+		"load balancers whose X-Forwarded-For is believed, as CIDRs; empty: none", "SHOPSTREAM_TRUSTED_PROXIES")
+}
+
+// allowList is a provider's -<name>-allow, stored in the map under its name.
+type allowList struct {
+	prefixes
+	m    map[string][]netip.Prefix
+	name string
+}
+
+func (a allowList) Set(s string) error {
+	if err := a.prefixes.Set(s); err != nil {
+		return err
+	}
+	a.m[a.name] = *a.p
+	return nil
 }
 
 func (c *Config) setDefaults() {
@@ -146,7 +175,7 @@ func Run(ctx context.Context, cfg Config) error {
 	go watchKafka(ctx, prod, &ready)
 	hc := HandlerConfig{Providers: enabled, Producer: prod, Topics: cfg.Topics, MaxBodyBytes: cfg.MaxBodyBytes,
 		MaxInFlight: cfg.MaxInFlight, QueueWait: cfg.QueueWait, Dedup: NewRecentDeliveries(cfg.RecentDeliveries),
-		RateLimit: float64(cfg.RateLimit), RateBurst: cfg.RateBurst, Ready: ready.Load, Metrics: cfg.Metrics, Logger: log}
+		RateLimit: float64(cfg.RateLimit), RateBurst: cfg.RateBurst, Ready: ready.Load, Metrics: cfg.Metrics, Sources: cfg.Sources, Logger: log}
 	if cfg.Redis != nil {
 		pauses := NewPauses(cfg.Redis, cfg.Prefix, log)
 		go pauses.Watch(ctx, DefaultPollEvery)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -163,5 +165,52 @@ func TestNoSecretSignatureOrPersonalDataIsLogged(t *testing.T) {
 		if strings.Contains(logs.String(), secret) {
 			t.Fatalf("a log line holds %q:\n%s", secret, logs.String())
 		}
+	}
+}
+
+// A provider's allow-list turns away other addresses with 403 before any
+// signature is computed; behind a trusted proxy the forwarded address is
+// judged, and a forwarded address from an untrusted peer is not believed.
+func TestAllowListJudgesTheTrustedClientAddress(t *testing.T) {
+	var allow, proxies []netip.Prefix
+	if err := (prefixes{&allow}).Set("203.0.113.0/24, 198.51.100.7"); err != nil {
+		t.Fatal(err)
+	}
+	if err := (prefixes{&proxies}).Set("10.0.0.0/8"); err != nil {
+		t.Fatal(err)
+	}
+	if err := (prefixes{&proxies}).Set("10.0.0.0/33"); err == nil {
+		t.Fatal("a bad CIDR was accepted")
+	}
+	s := Sources{Allow: map[string][]netip.Prefix{"standardwebhooks": allow}, TrustedProxies: proxies}
+	reached := 0
+	h := s.allow("standardwebhooks", encodeError(time.Second, slog.Default(), func(string) {}),
+		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached++ }))
+	for _, tt := range []struct {
+		name, remote, forwarded string
+		ok                      bool
+	}{
+		{"allowed range, direct", "203.0.113.9:5000", "", true},
+		{"allowed address, direct", "198.51.100.7:5000", "", true},
+		{"elsewhere, direct", "192.0.2.1:5000", "", false},
+		{"elsewhere claiming an allowed address", "192.0.2.1:5000", "203.0.113.9", false},
+		{"allowed, behind the trusted proxy", "10.1.2.3:5000", "203.0.113.9", true},
+		{"allowed, behind two trusted proxies", "10.1.2.3:5000", "203.0.113.9, 10.9.9.9", true},
+		{"a forged first hop behind the proxy", "10.1.2.3:5000", "203.0.113.9, 192.0.2.1", false},
+		{"garbage forwarded", "10.1.2.3:5000", "not-an-ip", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := reached
+			r := httptest.NewRequest(http.MethodPost, "/webhooks/standardwebhooks", nil)
+			r.RemoteAddr = tt.remote
+			if tt.forwarded != "" {
+				r.Header.Set("X-Forwarded-For", tt.forwarded)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if got := reached > before; got != tt.ok || (!tt.ok && w.Code != http.StatusForbidden) {
+				t.Fatalf("reached %v, status %d; want reached %v", got, w.Code, tt.ok)
+			}
+		})
 	}
 }

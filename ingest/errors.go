@@ -22,6 +22,7 @@ var (
 	errContentType     = errors.New("webhooks are application/json")
 	errRateLimited     = errors.New("more webhooks than this provider's rate limit")
 	errPaused          = errors.New("this provider is paused by an operator; retry later")
+	errForbiddenSource = errors.New("this address may not send this provider's webhooks")
 )
 
 // Problem is the body of every error answer: RFC 9457 problem details
@@ -71,6 +72,8 @@ func classify(err error) (status int, code string, retry bool) {
 		return http.StatusServiceUnavailable, "unavailable", true
 	case errors.Is(err, errOverloaded):
 		return http.StatusServiceUnavailable, "overloaded", true
+	case errors.Is(err, errForbiddenSource):
+		return http.StatusForbidden, "forbidden_source", false
 	case errors.Is(err, errPaused):
 		return http.StatusServiceUnavailable, "paused", true
 	case errors.Is(err, errRateLimited):

@@ -84,6 +84,8 @@ type HandlerConfig struct {
 	// is answered 429 with Retry-After. Default 0: no limit.
 	RateLimit float64
 	RateBurst int
+	// Sources are the providers' allow-lists. Default: every address.
+	Sources Sources
 	// Paused says whether an operator paused a provider (Pauses.Paused);
 	// its webhooks get 503 with Retry-After. Default: none is.
 	Paused func(provider string) bool
@@ -176,7 +178,8 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 		if cfg.RateLimit > 0 {
 			h = limit(rate.NewLimiter(rate.Limit(cfg.RateLimit), cfg.RateBurst), errorEncoder, h)
 		}
-		mux.Handle("POST /webhooks/"+p.Name(), correlate(pause(func() bool { return cfg.Paused(p.Name()) }, errorEncoder, h)))
+		h = pause(func() bool { return cfg.Paused(p.Name()) }, errorEncoder, h)
+		mux.Handle("POST /webhooks/"+p.Name(), correlate(cfg.Sources.allow(p.Name(), errorEncoder, h)))
 	}
 	errorEncoder := encodeError(cfg.RetryAfter, cfg.Logger, cfg.Metrics.outcome("unknown"))
 	mux.Handle("/webhooks/", correlate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
