@@ -1,0 +1,370 @@
+package providers
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/shopstream/shopstream/schemas/avro"
+)
+
+// Shopify verifies webhooks as Shopify signs them: X-Shopify-Hmac-Sha256 is
+// the base64 HMAC-SHA256 of the raw body under the app's client secret, the
+// secret's own bytes (shopify.dev/docs/apps/build/webhooks). Its Events
+// deliveries send the same headers without the "X-" prefix
+// (shopify.dev/docs/apps/build/events/verify-deliveries); both are read.
+//
+// Nothing but the body is signed, so X-Shopify-Triggered-At only becomes
+// Delivery.SignedAt and no delivery is refused for its age: Shopify retries
+// a failed delivery 8 times over 4 hours with the original payload and
+// timestamp (shopify.dev/changelog/updates-to-webhook-retry-mechanism), so a
+// tolerance of minutes would refuse every retry after an outage, while a
+// replayer could drop or rewrite the header anyway. Replays are absorbed by
+// the deduplication of delivery ids and by the order's version.
+type Shopify struct {
+	secrets [][]byte
+}
+
+// ShopifyConfig configures Shopify.
+type ShopifyConfig struct {
+	// Secrets accepted: the app's client secret, and the previous one
+	// during a rotation (Shopify may sign with either for up to an hour).
+	// Required.
+	Secrets []string
+}
+
+func init() {
+	register(spec{Name: "shopify", New: func(s settings) (Provider, error) {
+		return NewShopify(ShopifyConfig{Secrets: s.Secrets})
+	}})
+}
+
+// NewShopify returns the provider, or an error when no secret is set.
+func NewShopify(cfg ShopifyConfig) (*Shopify, error) {
+	p := &Shopify{}
+	for _, s := range cfg.Secrets {
+		if s != "" {
+			p.secrets = append(p.secrets, []byte(s))
+		}
+	}
+	if len(p.secrets) == 0 {
+		return nil, errors.New("shopify: no secret configured")
+	}
+	return p, nil
+}
+
+// Name implements Provider.
+func (p *Shopify) Name() string { return "shopify" }
+
+// SecretHeaders implements Provider.
+func (p *Shopify) SecretHeaders() []string {
+	return []string{"X-Shopify-Hmac-Sha256", "Shopify-Hmac-Sha256"}
+}
+
+// ShopifySign returns the X-Shopify-Hmac-Sha256 value of body under secret;
+// it is what Shopify computes, used by the demo, the load generator and tests.
+func ShopifySign(secret string, body []byte) string {
+	return base64.StdEncoding.EncodeToString(shopifyMAC([]byte(secret), body))
+}
+
+func shopifyMAC(secret, body []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// shopifyHeader reads a header in either spelling, webhooks' first.
+func shopifyHeader(h http.Header, name string) string {
+	if v := h.Get("X-Shopify-" + name); v != "" {
+		return v
+	}
+	return h.Get("Shopify-" + name)
+}
+
+// Verify implements Provider. The delivery id is the webhook id, not the
+// event id: Shopify keeps the webhook id on every retry of one delivery,
+// while one event id is shared by the deliveries of every topic the same
+// change triggers (orders/paid and orders/updated), so deduplicating by it
+// would drop a different topic's delivery.
+func (p *Shopify) Verify(h http.Header, body []byte, _ time.Time) (Delivery, error) {
+	sig, id := shopifyHeader(h, "Hmac-Sha256"), shopifyHeader(h, "Webhook-Id")
+	if sig == "" || id == "" {
+		return Delivery{}, fmt.Errorf("%w: X-Shopify-Hmac-Sha256 and X-Shopify-Webhook-Id are required", ErrMissingSignature)
+	}
+	got, err := base64.StdEncoding.DecodeString(sig)
+	if err != nil {
+		return Delivery{}, fmt.Errorf("%w: the HMAC is not base64", ErrInvalidSignature)
+	}
+	for _, secret := range p.secrets {
+		if hmac.Equal(got, shopifyMAC(secret, body)) {
+			d := Delivery{ID: id}
+			if at, err := time.Parse(time.RFC3339Nano, shopifyHeader(h, "Triggered-At")); err == nil {
+				d.SignedAt = at
+			}
+			return d, nil
+		}
+	}
+	return Delivery{}, ErrInvalidSignature
+}
+
+// shopifyResource is the part of the REST resources Shopify delivers that
+// Map reads: an Order (orders/*), a Refund (refunds/create), or another
+// resource (an InventoryLevel, ...). Personal data (customer, email,
+// addresses, phone) is never decoded, so it cannot reach an event. Ids are
+// int64: they exceed 2^53, which a float64 would round.
+type shopifyResource struct {
+	ID                int64               `json:"id"`
+	UpdatedAt         string              `json:"updated_at"`
+	CancelledAt       *string             `json:"cancelled_at"`
+	Currency          string              `json:"currency"`
+	FinancialStatus   string              `json:"financial_status"`
+	FulfillmentStatus *string             `json:"fulfillment_status"`
+	LineItems         []shopifyLine       `json:"line_items"`
+	Refunds           []shopifyRefund     `json:"refunds"`
+	OrderID           int64               `json:"order_id"`
+	CreatedAt         string              `json:"created_at"`
+	RefundLineItems   []shopifyRefundLine `json:"refund_line_items"`
+	Restock           *bool               `json:"restock"`
+}
+
+type shopifyLine struct {
+	ID       int64  `json:"id"`
+	SKU      string `json:"sku"`
+	Quantity int64  `json:"quantity"`
+	Price    string `json:"price"`
+	PriceSet struct {
+		ShopMoney struct {
+			CurrencyCode string `json:"currency_code"`
+		} `json:"shop_money"`
+	} `json:"price_set"`
+}
+
+type shopifyRefund struct {
+	RefundLineItems []shopifyRefundLine `json:"refund_line_items"`
+	Restock         *bool               `json:"restock"`
+}
+
+type shopifyRefundLine struct {
+	LineItemID  int64       `json:"line_item_id"`
+	Quantity    int64       `json:"quantity"`
+	RestockType string      `json:"restock_type"`
+	LineItem    shopifyLine `json:"line_item"`
+}
+
+// restocked says whether a refunded line went back to stock: its
+// restock_type unless it is "no_restock", else, from before restock_type
+// existed, the refund's restock flag.
+func (l shopifyRefundLine) restocked(refundRestock *bool) bool {
+	if l.RestockType != "" {
+		return l.RestockType != "no_restock"
+	}
+	return refundRestock != nil && *refundRestock
+}
+
+func (r shopifyRefund) restocks() bool {
+	for _, l := range r.RefundLineItems {
+		if l.restocked(r.Restock) {
+			return true
+		}
+	}
+	return false
+}
+
+// Map implements Provider. Map sees the body only, not X-Shopify-Topic, so
+// the resource's shape says what it is: refund_line_items and order_id make
+// a Refund, line_items an Order, and anything else (an InventoryLevel, a
+// topic shopstream does not subscribe to) is kept as a receipt only.
+//
+// An order maps by its state at updated_at, whichever orders/* topic
+// delivered it: cancelled (cancelled_at set); refunded when a refund of it
+// put goods back to stock; fulfilled; paid (also once partly or wholly
+// refunded, since the money was taken and a refund's stock effect is its
+// own); else created. orders/updated is therefore mapped like the others,
+// which recovers a lost orders/paid; it repeats the state the specific
+// topics report, at the same or a later updated_at, which the order
+// machine's version and rank order absorb.
+//
+// A refund maps to REFUNDED, listing the lines it put back to stock, when
+// it restocked any; a refund of money only (goods kept, shipping, goodwill)
+// is a receipt, since REFUNDED makes the machine give the order's stock back.
+func (p *Shopify) Map(d Delivery, body []byte) (*avro.OrderEvent, error) {
+	var r shopifyResource
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrMalformedPayload, shopifyJSONError(err))
+	}
+	switch {
+	case r.RefundLineItems != nil && r.OrderID != 0:
+		return p.mapRefund(d, &r)
+	case r.LineItems != nil:
+		return p.mapOrder(d, &r)
+	}
+	return nil, nil
+}
+
+func (p *Shopify) mapOrder(d Delivery, o *shopifyResource) (*avro.OrderEvent, error) {
+	if o.ID <= 0 {
+		return nil, fmt.Errorf("%w: the order has no id", ErrMalformedPayload)
+	}
+	e, err := p.event(d, o.ID, o.UpdatedAt, "updated_at", o.Currency)
+	if err != nil {
+		return nil, err
+	}
+	e.Type = shopifyOrderType(o)
+	for i, l := range o.LineItems {
+		if err := e.addLine(i, l.ID, l, l.Quantity, o.Currency); err != nil {
+			return nil, err
+		}
+	}
+	return e.OrderEvent, nil
+}
+
+func shopifyOrderType(o *shopifyResource) string {
+	if o.CancelledAt != nil && *o.CancelledAt != "" {
+		return avro.OrderCancelled
+	}
+	for _, r := range o.Refunds {
+		if r.restocks() {
+			return avro.OrderRefunded
+		}
+	}
+	if o.FulfillmentStatus != nil && *o.FulfillmentStatus == "fulfilled" {
+		return avro.OrderFulfilled
+	}
+	switch o.FinancialStatus {
+	case "paid", "partially_refunded", "refunded":
+		return avro.OrderPaid
+	}
+	return avro.OrderCreated
+}
+
+func (p *Shopify) mapRefund(d Delivery, r *shopifyResource) (*avro.OrderEvent, error) {
+	if r.OrderID <= 0 {
+		return nil, fmt.Errorf("%w: order_id is not positive", ErrMalformedPayload)
+	}
+	refund := shopifyRefund{RefundLineItems: r.RefundLineItems, Restock: r.Restock}
+	if !refund.restocks() {
+		return nil, nil
+	}
+	// A Refund names no currency of its own; its lines' prices carry it.
+	currency := ""
+	for _, l := range r.RefundLineItems {
+		if c := l.LineItem.PriceSet.ShopMoney.CurrencyCode; c != "" {
+			currency = c
+			break
+		}
+	}
+	// A refund is never updated: its creation is its change time.
+	e, err := p.event(d, r.OrderID, r.CreatedAt, "created_at", currency)
+	if err != nil {
+		return nil, err
+	}
+	e.Type = avro.OrderRefunded
+	for i, l := range r.RefundLineItems {
+		if !l.restocked(r.Restock) {
+			continue
+		}
+		if err := e.addLine(i, l.LineItemID, l.LineItem, l.Quantity, currency); err != nil {
+			return nil, err
+		}
+	}
+	return e.OrderEvent, nil
+}
+
+type shopifyEvent struct{ *avro.OrderEvent }
+
+// event starts the order's event, versioned by Shopify's own change time
+// (never arrival), at millisecond precision like every version.
+func (p *Shopify) event(d Delivery, orderID int64, at, field, currency string) (shopifyEvent, error) {
+	t, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil {
+		return shopifyEvent{}, fmt.Errorf("%w: %s is not RFC 3339", ErrMalformedPayload, field)
+	}
+	t = t.UTC().Truncate(time.Millisecond)
+	return shopifyEvent{&avro.OrderEvent{
+		EventID:    d.ID,
+		Provider:   p.Name(),
+		OrderID:    strconv.FormatInt(orderID, 10),
+		Version:    t.UnixMilli(),
+		OccurredAt: t,
+		Currency:   currency,
+		Lines:      []avro.LineItem{},
+	}}, nil
+}
+
+// addLine adds line i unless it has no SKU: Shopify allows custom items
+// without one, and they have no stock to move, while the order's other
+// lines must still sell.
+func (e shopifyEvent) addLine(i int, id int64, l shopifyLine, quantity int64, currency string) error {
+	if l.SKU == "" {
+		return nil
+	}
+	if id <= 0 || quantity <= 0 {
+		return fmt.Errorf("%w: line %d needs an id and a positive quantity", ErrMalformedPayload, i+1)
+	}
+	price, err := shopifyMinorUnits(l.Price, shopifyCurrencyExponent(currency))
+	if err != nil {
+		return fmt.Errorf("%w: line %d: price %v", ErrMalformedPayload, i+1, err)
+	}
+	e.Lines = append(e.Lines, avro.LineItem{LineID: strconv.FormatInt(id, 10), SKU: l.SKU, Quantity: quantity, UnitPriceMinor: price})
+	return nil
+}
+
+// shopifyMinorUnits converts a decimal amount ("19.99") to minor units of a
+// currency with exp decimals, exactly: digits past exp must be zeros (Shopify
+// writes "1000.00" for yen), and anything else is refused, never rounded.
+func shopifyMinorUnits(s string, exp int) (int64, error) {
+	whole, frac, _ := strings.Cut(s, ".")
+	if whole == "" || strings.Trim(whole, "0123456789") != "" || strings.Trim(frac, "0123456789") != "" {
+		return 0, errors.New("is not a decimal amount")
+	}
+	if len(frac) > exp {
+		if strings.Trim(frac[exp:], "0") != "" {
+			return 0, fmt.Errorf("has more than %d decimals", exp)
+		}
+		frac = frac[:exp]
+	}
+	frac += strings.Repeat("0", exp-len(frac))
+	n, err := strconv.ParseInt(whole+frac, 10, 64)
+	if err != nil {
+		return 0, errors.New("is out of range")
+	}
+	return n, nil
+}
+
+// shopifyCurrencyExponent is the number of decimals of an ISO 4217 currency's
+// minor unit: 2 unless listed, and 2 when the currency is not named.
+func shopifyCurrencyExponent(code string) int {
+	switch code {
+	case "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF":
+		return 0
+	case "BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND":
+		return 3
+	case "CLF", "UYW":
+		return 4
+	}
+	return 2
+}
+
+// shopifyJSONError describes a decoding error without quoting the payload,
+// which the parser's own messages may do.
+func shopifyJSONError(err error) string {
+	var (
+		syntax *json.SyntaxError
+		typ    *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("not JSON (at byte %d)", syntax.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("%s is not a %s", typ.Field, typ.Type)
+	}
+	return "not a Shopify resource"
+}
