@@ -46,6 +46,8 @@ unit:
 fuzz:
 	$(GO) test ./schemas/avro -run '^$$' -fuzz FuzzUnmarshal -fuzztime $(FUZZTIME)
 	$(GO) test ./ingest/providers -run '^$$' -fuzz FuzzStandardWebhooks -fuzztime $(FUZZTIME)
+	$(GO) test ./ingest/providers -run '^$$' -fuzz FuzzShopify -fuzztime $(FUZZTIME)
+	$(GO) test ./ingest/providers -run '^$$' -fuzz FuzzStripe -fuzztime $(FUZZTIME)
 	$(GO) test ./ingest/providers -run '^$$' -fuzz FuzzWebflow -fuzztime $(FUZZTIME)
 
 ## bench: Go benchmarks, redis-benchmark, and the load generator against a bare handler and the pipeline

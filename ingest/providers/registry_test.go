@@ -16,7 +16,7 @@ func TestRegistryEnablesProvidersByTheirSecrets(t *testing.T) {
 		want    []string
 		wantErr string
 	}{
-		{"none set", nil, nil, nil, "no webhook secret: set SHOPSTREAM_STANDARDWEBHOOKS_SECRET"},
+		{"none set", nil, nil, nil, "SHOPSTREAM_STANDARDWEBHOOKS_SECRET or SHOPSTREAM_WEBHOOK_SECRET or SHOPSTREAM_STRIPE_SECRET"},
 		{"its own variable", map[string]string{"SHOPSTREAM_STANDARDWEBHOOKS_SECRET": vecSecret}, nil, []string{"standardwebhooks"}, ""},
 		{"the older variable", map[string]string{"SHOPSTREAM_WEBHOOK_SECRET": vecSecret}, nil, []string{"standardwebhooks"}, ""},
 		{"the older flag", nil, []string{"-webhook-secret", "whsec_bmV3," + vecSecret}, []string{"standardwebhooks"}, ""},
