@@ -4,10 +4,12 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/shopstream/shopstream/ingest/providers/providertest"
 	"github.com/shopstream/shopstream/internal/demo"
 	"github.com/shopstream/shopstream/schemas/avro"
 	"github.com/shopstream/shopstream/stock"
@@ -23,10 +25,13 @@ func (o *operator) demo(ctx context.Context, base *settings, _ []string, out io.
 	s.prefix = "demo_" + runID + "_"
 	key := make([]byte, 24)
 	_, _ = crand.Read(key)
+	// Each provider's secret as that provider issues them.
+	shopify, stripe, webflow := randomSecret(), "whsec_"+randomSecret(), randomSecret()
 	p := &o.pipe
 	p.sink.Server.Schema.DB = "shopstream_demo_" + runID
 	p.ingest.Listen = "127.0.0.1:0"
-	p.ingest.Providers.Secrets = map[string][]string{"standardwebhooks": {"whsec_" + base64.StdEncoding.EncodeToString(key)}}
+	p.ingest.Providers.Secrets = map[string][]string{"standardwebhooks": {"whsec_" + base64.StdEncoding.EncodeToString(key)},
+		"shopify": {shopify}, "stripe": {stripe}, "webflow": {webflow}}
 	ready := make(chan string, 1)
 	p.ingest.Ready = func(addr string) { ready <- addr }
 	o.clickhouse = p.sink.Server
@@ -61,9 +66,18 @@ func (o *operator) demo(ctx context.Context, base *settings, _ []string, out io.
 		return err
 	}
 	return demo.Run(ctx, o.demoCfg, demo.Pipeline{
-		RunID: runID, URL: "http://" + addr + "/webhooks/standardwebhooks", Key: key,
+		RunID: runID, URL: "http://" + addr + "/webhooks",
+		Signers: map[string]providertest.Signer{"standardwebhooks": providertest.StandardWebhooks{Key: key},
+			"shopify": providertest.Shopify{Secret: shopify}, "stripe": providertest.Stripe{Secrets: []string{stripe}},
+			"webflow": providertest.Webflow{Secret: []byte(webflow)}},
 		Seed:  func(ctx context.Context, d ...avro.InventoryDelta) error { return produceDeltas(ctx, &s, d...) },
 		Stock: stock.NewStore(rdb, stock.StoreConfig{Prefix: s.prefix}), ClickHouse: conn, DB: o.clickhouse.Schema.DB,
 		Stopped: stopped,
 	}, out)
+}
+
+func randomSecret() string {
+	b := make([]byte, 24)
+	_, _ = crand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -1,7 +1,9 @@
-// Package demo is `shopstream demo`: a burst of signed webhooks, with
-// provider retries, forged signatures and cancellations, sent to a pipeline
-// running in a namespace of its own; then it waits until every movement is
-// in ClickHouse and prints Redis beside ClickHouse, SKU by SKU.
+// Package demo is `shopstream demo`: a burst of signed webhooks from every
+// provider (Standard Webhooks, Shopify, Webflow, and Shopify orders that
+// Stripe's payments make sell), with provider retries, forged signatures
+// and cancellations, sent to a pipeline running in a namespace of its own;
+// then it waits until every movement is in ClickHouse and prints the
+// answers per provider and Redis beside ClickHouse, SKU by SKU.
 package demo
 
 import (
@@ -13,7 +15,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -58,10 +59,10 @@ func (c *Config) RegisterFlags(fs *conf.FlagSet) {
 type Pipeline struct {
 	// RunID names the namespace; delivery and order ids carry it.
 	RunID string
-	// URL is where Standard Webhooks deliveries go.
+	// URL is where webhooks go: URL/<provider>.
 	URL string
-	// Key signs them (the secret's bytes).
-	Key []byte
+	// Signers sign as each provider does, with the secret the pipeline has.
+	Signers map[string]providertest.Signer
 	// Seed produces stock adjustments to the delta log.
 	Seed func(context.Context, ...avro.InventoryDelta) error
 	// Stock reads Redis.
@@ -77,10 +78,12 @@ type Pipeline struct {
 // orders are refused rather than oversold.
 var Stock = map[string]int64{"TEE": 400, "HOODIE": 300, "MUG": 300, "CAP": 20}
 
-// webhook is one delivery the demo sends, as a provider would.
+// webhook is one delivery the demo sends, as a provider would: lines is
+// how many movements it causes once accepted.
 type webhook struct {
-	id, body string
-	forged   bool
+	provider, id, body string
+	lines              int
+	forged             bool
 }
 
 // Run seeds the stock, sends the burst to p, waits until every delta has
@@ -96,15 +99,17 @@ func Run(ctx context.Context, cfg Config, p Pipeline, out io.Writer) error {
 	if err := p.Seed(ctx, seeds...); err != nil {
 		return fmt.Errorf("seed stock: %w", err)
 	}
-	paid, cancels, forged := burst(p.RunID, cfg.Orders)
+	orders, paid, cancels, forged := burst(p.RunID, cfg.Orders)
 	t := newTally()
-	signer := providertest.StandardWebhooks{Key: p.Key}
 	start := time.Now()
-	sendAll(ctx, p.URL, signer, paid, cfg.Concurrency, t)
-	sendAll(ctx, p.URL, signer, forged, cfg.Concurrency, t)
+	send := func(hooks []webhook) { sendAll(ctx, p.URL, p.Signers, hooks, cfg.Concurrency, t) }
+	// A storefront's unpaid orders first; the gateway's payments after.
+	send(orders)
+	send(paid)
+	send(forged)
 	// Providers retry: the same deliveries again, which must change nothing.
-	sendAll(ctx, p.URL, signer, paid[:len(paid)/10], cfg.Concurrency, t)
-	sendAll(ctx, p.URL, signer, cancels, cfg.Concurrency, t)
+	send(paid[:len(paid)/10])
+	send(cancels)
 	elapsed := time.Since(start)
 
 	// Every accepted paid order sells its lines and every accepted
@@ -132,7 +137,7 @@ func Run(ctx context.Context, cfg Config, p Pipeline, out io.Writer) error {
 
 	fmt.Fprintf(out, "webhooks: %d sent in %v\n", t.total(), elapsed.Round(time.Millisecond))
 	for _, k := range t.keys() {
-		fmt.Fprintf(out, "  %-28s %d\n", k, t.counts[k])
+		fmt.Fprintf(out, "  %-40s %d\n", k, t.counts[k])
 	}
 	ok, err := printInventory(ctx, out, p.ClickHouse, p.DB, p.Stock)
 	if err != nil {
@@ -148,34 +153,120 @@ func Run(ctx context.Context, cfg Config, p Pipeline, out io.Writer) error {
 	return nil
 }
 
-// burst builds the deliveries: paid orders of one to three lines,
-// cancellations of every eleventh, and deliveries with forged signatures.
-func burst(runID string, orders int) (paid, cancels, forged []webhook) {
+// burst builds the deliveries: paid orders of one to three lines, each
+// from one provider in turn, cancellations or refunds of every eleventh,
+// and deliveries with forged signatures. A fourth of the orders are
+// Shopify orders placed unpaid (orders), which Stripe's payment makes sell.
+func burst(runID string, n int) (orders, paid, cancels, forged []webhook) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	skus := []string{"TEE", "HOODIE", "MUG", "CAP"}
 	now := time.Now().UTC()
-	for i := range orders {
-		orderID := fmt.Sprintf("o-%s-%04d", runID, i)
-		var lines []map[string]any
+	for i := range n {
+		var lines []line
 		for l := range 1 + rng.IntN(3) {
-			lines = append(lines, map[string]any{"id": fmt.Sprint(l + 1), "sku": skus[(i+l)%len(skus)],
-				"quantity": 1 + rng.IntN(2), "unit_price_minor": 1500 + 500*l})
+			lines = append(lines, line{id: i*10 + l + 1, sku: skus[(i+l)%len(skus)], qty: 1 + rng.IntN(2), price: 1500 + 500*l})
 		}
-		body := func(typ string, at time.Time) string {
-			b, _ := json.Marshal(map[string]any{"type": typ, "timestamp": at.Format(time.RFC3339Nano),
-				"data": map[string]any{"order_id": orderID, "currency": "EUR", "line_items": lines}})
-			return string(b)
+		o := demoOrder{id: fmt.Sprintf("%s-%04d", runID, i), shopifyID: int64(i + 1), lines: lines, at: now}
+		var pay, cancel webhook
+		switch i % 4 {
+		case 0:
+			pay = webhook{provider: "standardwebhooks", id: fmt.Sprintf("msg_%s_%04d_paid", runID, i), body: o.standard("order.paid", now)}
+			cancel = webhook{provider: "standardwebhooks", id: fmt.Sprintf("msg_%s_%04d_cancel", runID, i), body: o.standard("order.cancelled", now.Add(time.Second))}
+		case 1:
+			pay = webhook{provider: "shopify", id: fmt.Sprintf("shopify_%s_%04d_paid", runID, i), body: o.shopify("paid", now, false)}
+			cancel = webhook{provider: "shopify", id: fmt.Sprintf("shopify_%s_%04d_cancel", runID, i), body: o.shopify("paid", now.Add(time.Second), true)}
+		case 2:
+			pay = webhook{provider: "webflow", body: o.webflow("ecomm_new_order", "unfulfilled", now)}
+			cancel = webhook{provider: "webflow", body: o.webflow("ecomm_order_changed", "refunded", now.Add(time.Second))}
+		case 3:
+			orders = append(orders, webhook{provider: "shopify", id: fmt.Sprintf("shopify_%s_%04d_created", runID, i), body: o.shopify("pending", now, false)})
+			pay = webhook{provider: "stripe", body: o.stripe("payment_intent.succeeded", now)}
+			cancel = webhook{provider: "stripe", body: o.stripe("charge.refunded", now.Add(time.Second))}
 		}
-		paid = append(paid, webhook{id: fmt.Sprintf("msg_%s_%04d_paid", runID, i), body: body("order.paid", now)})
+		pay.lines, cancel.lines = len(lines), len(lines)
+		paid = append(paid, pay)
 		if i%11 == 0 {
-			cancels = append(cancels, webhook{id: fmt.Sprintf("msg_%s_%04d_cancel", runID, i), body: body("order.cancelled", now.Add(time.Second))})
+			cancels = append(cancels, cancel)
 		}
-		if i%20 == 0 {
-			forged = append(forged, webhook{id: fmt.Sprintf("msg_%s_%04d_forged", runID, i),
-				body: body("order.paid", now), forged: true})
+		// 19 and 4 are coprime: every provider gets its forgeries.
+		if i%19 == 0 {
+			f := pay
+			f.id, f.forged = f.id+"_forged", true
+			forged = append(forged, f)
 		}
 	}
-	return paid, cancels, forged
+	return orders, paid, cancels, forged
+}
+
+type line struct {
+	id, qty, price int
+	sku            string
+}
+
+// demoOrder is one order as each provider's payload tells it.
+type demoOrder struct {
+	id        string
+	shopifyID int64
+	lines     []line
+	at        time.Time
+}
+
+func (o demoOrder) standard(typ string, at time.Time) string {
+	items := make([]map[string]any, len(o.lines))
+	for i, l := range o.lines {
+		items[i] = map[string]any{"id": fmt.Sprint(i + 1), "sku": l.sku, "quantity": l.qty, "unit_price_minor": l.price}
+	}
+	return marshal(map[string]any{"type": typ, "timestamp": at.Format(time.RFC3339Nano),
+		"data": map[string]any{"order_id": "o-" + o.id, "currency": "EUR", "line_items": items}})
+}
+
+// shopify is a Shopify Order resource, with the customer it would carry.
+func (o demoOrder) shopify(financial string, at time.Time, cancelled bool) string {
+	items := make([]map[string]any, len(o.lines))
+	for i, l := range o.lines {
+		items[i] = map[string]any{"id": o.shopifyID*100 + int64(i), "sku": l.sku, "quantity": l.qty, "price": fmt.Sprintf("%d.%02d", l.price/100, l.price%100)}
+	}
+	var cancelledAt any
+	if cancelled {
+		cancelledAt = at.Format(time.RFC3339)
+	}
+	return marshal(map[string]any{"id": o.shopifyID, "created_at": o.at.Format(time.RFC3339), "updated_at": at.Format(time.RFC3339),
+		"currency": "EUR", "financial_status": financial, "fulfillment_status": nil, "cancelled_at": cancelledAt,
+		"email": "customer@example.com", "customer": map[string]any{"first_name": "Demo"}, "line_items": items})
+}
+
+// webflow is a Webflow ecommerce trigger with its order.
+func (o demoOrder) webflow(trigger, status string, at time.Time) string {
+	items := make([]map[string]any, len(o.lines))
+	for i, l := range o.lines {
+		price := map[string]any{"unit": "EUR", "value": fmt.Sprint(l.price), "string": fmt.Sprintf("€ %d.%02d EUR", l.price/100, l.price%100)}
+		items[i] = map[string]any{"count": l.qty, "productId": "p-" + l.sku, "variantId": fmt.Sprintf("v-%d", l.id), "variantSKU": l.sku,
+			"productName": l.sku, "variantPrice": price, "rowTotal": price}
+	}
+	order := map[string]any{"orderId": "wf-" + o.id, "status": status, "acceptedOn": o.at.Format(time.RFC3339Nano),
+		"customerInfo": map[string]any{"fullName": "Demo Customer", "email": "customer@example.com"}, "purchasedItems": items,
+		"customerPaid": map[string]any{"unit": "EUR", "value": "0", "string": "€ 0.00 EUR"}}
+	if status == "refunded" {
+		order["refundedOn"] = at.Format(time.RFC3339Nano)
+	}
+	return marshal(map[string]any{"triggerType": trigger, "payload": order})
+}
+
+// stripe is a Stripe event about the payment of the Shopify order.
+func (o demoOrder) stripe(typ string, at time.Time) string {
+	object := map[string]any{"id": "pi_" + o.id, "object": "payment_intent", "currency": "eur",
+		"metadata": map[string]any{"order_id": fmt.Sprint(o.shopifyID)}}
+	if typ == "charge.refunded" {
+		object = map[string]any{"id": "ch_" + o.id, "object": "charge", "currency": "eur", "refunded": true,
+			"metadata": map[string]any{"order_id": fmt.Sprint(o.shopifyID)}}
+	}
+	return marshal(map[string]any{"id": "evt_" + typ + "_" + o.id, "object": "event", "type": typ, "created": at.Unix(),
+		"data": map[string]any{"object": object}})
+}
+
+func marshal(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 type tally struct {
@@ -210,10 +301,11 @@ func (t *tally) keys() []string {
 	return ks
 }
 
-// sendAll posts the webhooks, concurrency at a time, and counts the answers.
-// A delivery answered 2xx "accepted" adds its lines to the movements
-// expected downstream.
-func sendAll(ctx context.Context, url string, signer providertest.StandardWebhooks, hooks []webhook, concurrency int, t *tally) {
+// sendAll posts the webhooks, concurrency at a time, each to its provider
+// signed as that provider signs (a forged one under another secret), and
+// counts the answers per provider. A delivery answered 2xx "accepted" adds
+// its lines to the movements expected downstream.
+func sendAll(ctx context.Context, url string, signers map[string]providertest.Signer, hooks []webhook, concurrency int, t *tally) {
 	work := make(chan webhook)
 	var wg sync.WaitGroup
 	client := &http.Client{Timeout: 30 * time.Second}
@@ -222,20 +314,20 @@ func sendAll(ctx context.Context, url string, signer providertest.StandardWebhoo
 		go func() {
 			defer wg.Done()
 			for h := range work {
-				s := signer
+				s := signers[h.provider]
 				if h.forged {
-					s.Key = []byte("not the secret")
+					s = forgedSigner(h.provider)
 				}
-				a, err := providertest.Post(ctx, client, url, s, providertest.Delivery{ID: h.id, Body: []byte(h.body)})
+				a, err := providertest.Post(ctx, client, url+"/"+h.provider, s, providertest.Delivery{ID: h.id, Body: []byte(h.body)})
 				outcome := a.Outcome()
 				if err != nil && a.Code == 0 {
 					outcome = "transport error"
 				}
 				lines := 0
 				if a.Code == 200 && outcome == "accepted" {
-					lines = strings.Count(h.body, `"sku"`)
+					lines = h.lines
 				}
-				t.add(fmt.Sprintf("%d %s", a.Code, outcome), lines)
+				t.add(fmt.Sprintf("%-16s %d %s", h.provider, a.Code, outcome), lines)
 			}
 		}()
 	}
@@ -244,6 +336,19 @@ func sendAll(ctx context.Context, url string, signer providertest.StandardWebhoo
 	}
 	close(work)
 	wg.Wait()
+}
+
+// forgedSigner signs as provider does, under a secret the pipeline lacks.
+func forgedSigner(provider string) providertest.Signer {
+	switch provider {
+	case "shopify":
+		return providertest.Shopify{Secret: "not the secret"}
+	case "stripe":
+		return providertest.Stripe{Secrets: []string{"whsec_not_the_secret"}}
+	case "webflow":
+		return providertest.Webflow{Secret: []byte("not the secret")}
+	}
+	return providertest.StandardWebhooks{Key: []byte("not the secret")}
 }
 
 // printInventory prints each SKU's stock from Redis beside what ClickHouse's
