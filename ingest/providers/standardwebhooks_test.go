@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopstream/shopstream/schemas/avro"
-
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/shopstream/shopstream/schemas/avro"
 )
 
 // The published Standard Webhooks test vector (the specification's and the
