@@ -8,7 +8,6 @@ package demo
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -81,9 +80,10 @@ var Stock = map[string]int64{"TEE": 400, "HOODIE": 300, "MUG": 300, "CAP": 20}
 // webhook is one delivery the demo sends, as a provider would: lines is
 // how many movements it causes once accepted.
 type webhook struct {
-	provider, id, body string
-	lines              int
-	forged             bool
+	provider, id string
+	body         []byte
+	lines        int
+	forged       bool
 }
 
 // Run seeds the stock, sends the burst to p, waits until every delta has
@@ -162,26 +162,26 @@ func burst(runID string, n int) (orders, paid, cancels, forged []webhook) {
 	skus := []string{"TEE", "HOODIE", "MUG", "CAP"}
 	now := time.Now().UTC()
 	for i := range n {
-		var lines []line
+		var lines []providertest.Line
 		for l := range 1 + rng.IntN(3) {
-			lines = append(lines, line{id: i*10 + l + 1, sku: skus[(i+l)%len(skus)], qty: 1 + rng.IntN(2), price: 1500 + 500*l})
+			lines = append(lines, providertest.Line{ID: i*10 + l + 1, SKU: skus[(i+l)%len(skus)], Qty: 1 + rng.IntN(2), Price: 1500 + 500*l})
 		}
-		o := demoOrder{id: fmt.Sprintf("%s-%04d", runID, i), shopifyID: int64(i + 1), lines: lines, at: now}
+		o := providertest.Order{ID: fmt.Sprintf("%s-%04d", runID, i), ShopifyID: int64(i + 1), Lines: lines, At: now}
 		var pay, cancel webhook
 		switch i % 4 {
 		case 0:
-			pay = webhook{provider: "standardwebhooks", id: fmt.Sprintf("msg_%s_%04d_paid", runID, i), body: o.standard("order.paid", now)}
-			cancel = webhook{provider: "standardwebhooks", id: fmt.Sprintf("msg_%s_%04d_cancel", runID, i), body: o.standard("order.cancelled", now.Add(time.Second))}
+			pay = webhook{provider: "standardwebhooks", id: fmt.Sprintf("msg_%s_%04d_paid", runID, i), body: o.StandardWebhooks("order.paid", now)}
+			cancel = webhook{provider: "standardwebhooks", id: fmt.Sprintf("msg_%s_%04d_cancel", runID, i), body: o.StandardWebhooks("order.cancelled", now.Add(time.Second))}
 		case 1:
-			pay = webhook{provider: "shopify", id: fmt.Sprintf("shopify_%s_%04d_paid", runID, i), body: o.shopify("paid", now, false)}
-			cancel = webhook{provider: "shopify", id: fmt.Sprintf("shopify_%s_%04d_cancel", runID, i), body: o.shopify("paid", now.Add(time.Second), true)}
+			pay = webhook{provider: "shopify", id: fmt.Sprintf("shopify_%s_%04d_paid", runID, i), body: o.Shopify("paid", now, false)}
+			cancel = webhook{provider: "shopify", id: fmt.Sprintf("shopify_%s_%04d_cancel", runID, i), body: o.Shopify("paid", now.Add(time.Second), true)}
 		case 2:
-			pay = webhook{provider: "webflow", body: o.webflow("ecomm_new_order", "unfulfilled", now)}
-			cancel = webhook{provider: "webflow", body: o.webflow("ecomm_order_changed", "refunded", now.Add(time.Second))}
+			pay = webhook{provider: "webflow", body: o.Webflow("ecomm_new_order", "unfulfilled", now)}
+			cancel = webhook{provider: "webflow", body: o.Webflow("ecomm_order_changed", "refunded", now.Add(time.Second))}
 		case 3:
-			orders = append(orders, webhook{provider: "shopify", id: fmt.Sprintf("shopify_%s_%04d_created", runID, i), body: o.shopify("pending", now, false)})
-			pay = webhook{provider: "stripe", body: o.stripe("payment_intent.succeeded", now)}
-			cancel = webhook{provider: "stripe", body: o.stripe("charge.refunded", now.Add(time.Second))}
+			orders = append(orders, webhook{provider: "shopify", id: fmt.Sprintf("shopify_%s_%04d_created", runID, i), body: o.Shopify("pending", now, false)})
+			pay = webhook{provider: "stripe", body: o.Stripe("payment_intent.succeeded", now)}
+			cancel = webhook{provider: "stripe", body: o.Stripe("charge.refunded", now.Add(time.Second))}
 		}
 		pay.lines, cancel.lines = len(lines), len(lines)
 		paid = append(paid, pay)
@@ -196,77 +196,6 @@ func burst(runID string, n int) (orders, paid, cancels, forged []webhook) {
 		}
 	}
 	return orders, paid, cancels, forged
-}
-
-type line struct {
-	id, qty, price int
-	sku            string
-}
-
-// demoOrder is one order as each provider's payload tells it.
-type demoOrder struct {
-	id        string
-	shopifyID int64
-	lines     []line
-	at        time.Time
-}
-
-func (o demoOrder) standard(typ string, at time.Time) string {
-	items := make([]map[string]any, len(o.lines))
-	for i, l := range o.lines {
-		items[i] = map[string]any{"id": fmt.Sprint(i + 1), "sku": l.sku, "quantity": l.qty, "unit_price_minor": l.price}
-	}
-	return marshal(map[string]any{"type": typ, "timestamp": at.Format(time.RFC3339Nano),
-		"data": map[string]any{"order_id": "o-" + o.id, "currency": "EUR", "line_items": items}})
-}
-
-// shopify is a Shopify Order resource, with the customer it would carry.
-func (o demoOrder) shopify(financial string, at time.Time, cancelled bool) string {
-	items := make([]map[string]any, len(o.lines))
-	for i, l := range o.lines {
-		items[i] = map[string]any{"id": o.shopifyID*100 + int64(i), "sku": l.sku, "quantity": l.qty, "price": fmt.Sprintf("%d.%02d", l.price/100, l.price%100)}
-	}
-	var cancelledAt any
-	if cancelled {
-		cancelledAt = at.Format(time.RFC3339)
-	}
-	return marshal(map[string]any{"id": o.shopifyID, "created_at": o.at.Format(time.RFC3339), "updated_at": at.Format(time.RFC3339),
-		"currency": "EUR", "financial_status": financial, "fulfillment_status": nil, "cancelled_at": cancelledAt,
-		"email": "customer@example.com", "customer": map[string]any{"first_name": "Demo"}, "line_items": items})
-}
-
-// webflow is a Webflow ecommerce trigger with its order.
-func (o demoOrder) webflow(trigger, status string, at time.Time) string {
-	items := make([]map[string]any, len(o.lines))
-	for i, l := range o.lines {
-		price := map[string]any{"unit": "EUR", "value": fmt.Sprint(l.price), "string": fmt.Sprintf("€ %d.%02d EUR", l.price/100, l.price%100)}
-		items[i] = map[string]any{"count": l.qty, "productId": "p-" + l.sku, "variantId": fmt.Sprintf("v-%d", l.id), "variantSKU": l.sku,
-			"productName": l.sku, "variantPrice": price, "rowTotal": price}
-	}
-	order := map[string]any{"orderId": "wf-" + o.id, "status": status, "acceptedOn": o.at.Format(time.RFC3339Nano),
-		"customerInfo": map[string]any{"fullName": "Demo Customer", "email": "customer@example.com"}, "purchasedItems": items,
-		"customerPaid": map[string]any{"unit": "EUR", "value": "0", "string": "€ 0.00 EUR"}}
-	if status == "refunded" {
-		order["refundedOn"] = at.Format(time.RFC3339Nano)
-	}
-	return marshal(map[string]any{"triggerType": trigger, "payload": order})
-}
-
-// stripe is a Stripe event about the payment of the Shopify order.
-func (o demoOrder) stripe(typ string, at time.Time) string {
-	object := map[string]any{"id": "pi_" + o.id, "object": "payment_intent", "currency": "eur",
-		"metadata": map[string]any{"order_id": fmt.Sprint(o.shopifyID)}}
-	if typ == "charge.refunded" {
-		object = map[string]any{"id": "ch_" + o.id, "object": "charge", "currency": "eur", "refunded": true,
-			"metadata": map[string]any{"order_id": fmt.Sprint(o.shopifyID)}}
-	}
-	return marshal(map[string]any{"id": "evt_" + typ + "_" + o.id, "object": "event", "type": typ, "created": at.Unix(),
-		"data": map[string]any{"object": object}})
-}
-
-func marshal(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
 }
 
 type tally struct {
@@ -318,7 +247,7 @@ func sendAll(ctx context.Context, url string, signers map[string]providertest.Si
 				if h.forged {
 					s = forgedSigner(h.provider)
 				}
-				a, err := providertest.Post(ctx, client, url+"/"+h.provider, s, providertest.Delivery{ID: h.id, Body: []byte(h.body)})
+				a, err := providertest.Post(ctx, client, url+"/"+h.provider, s, providertest.Delivery{ID: h.id, Body: h.body})
 				outcome := a.Outcome()
 				if err != nil && a.Code == 0 {
 					outcome = "transport error"
