@@ -1,9 +1,11 @@
 // Command naive is the ingest baseline `make bench` measures shopstream
 // against: a webhook receiver that does the least a correct one may. It
-// reads the body, checks the Standard Webhooks signature, writes the body
-// to Kafka with one ProduceSync (acks=all, idempotent: the same durability
-// as ingest), and answers 200 once Kafka acknowledged. It has no dedup, no
-// mapping and no receipt; it serves on loopback until killed.
+// reads the body, checks the signature of the provider its path names
+// (/webhooks/<name>, every provider whose SHOPSTREAM_<NAME>_SECRET is set),
+// writes the body to Kafka with one ProduceSync (acks=all, idempotent: the
+// same durability as ingest), and answers 200 once Kafka acknowledged. It
+// has no dedup, no mapping and no receipt; it serves on loopback until
+// killed.
 package main
 
 import (
@@ -38,10 +40,22 @@ func run(listen, topic string) error {
 	if topic == "" || !strings.HasPrefix(listen, "127.") {
 		return fmt.Errorf("-topic is required and -listen must be a loopback address")
 	}
-	secret := os.Getenv("SHOPSTREAM_WEBHOOK_SECRET")
-	verifier, err := providers.NewStandardWebhooks(providers.StandardWebhooksConfig{Secrets: []string{secret}})
+	secrets := map[string][]string{}
+	for _, name := range providers.Names() {
+		if v := os.Getenv("SHOPSTREAM_" + strings.ToUpper(name) + "_SECRET"); v != "" {
+			secrets[name] = strings.Split(v, ",")
+		}
+	}
+	if v := os.Getenv("SHOPSTREAM_WEBHOOK_SECRET"); v != "" && secrets["standardwebhooks"] == nil {
+		secrets["standardwebhooks"] = []string{v}
+	}
+	enabled, err := providers.Config{Secrets: secrets}.Enabled()
 	if err != nil {
 		return err
+	}
+	verifiers := map[string]providers.Provider{}
+	for _, p := range enabled {
+		verifiers[p.Name()] = p
 	}
 	brokers := strings.Split(os.Getenv("SHOPSTREAM_KAFKA_BROKERS"), ",")
 	if brokers[0] == "" {
@@ -61,6 +75,11 @@ func run(listen, topic string) error {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
 		if err != nil {
 			http.Error(w, "body", http.StatusRequestEntityTooLarge)
+			return
+		}
+		verifier, ok := verifiers[strings.TrimPrefix(r.URL.Path, "/webhooks/")]
+		if !ok {
+			http.Error(w, "provider", http.StatusNotFound)
 			return
 		}
 		d, err := verifier.Verify(r.Header, body, time.Now())

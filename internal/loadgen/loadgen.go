@@ -37,6 +37,9 @@ type Config struct {
 	Rate int
 	// Bare loads an in-process handler that reads the body and answers 200.
 	Bare bool
+	// Mix sends from every provider whose secret is set, in turn, each to
+	// its own path beside -url's; otherwise only from -url's provider.
+	Mix bool
 	// Providers holds the Standard Webhooks secret the ingest accepts.
 	Providers providers.Config
 }
@@ -56,8 +59,51 @@ func (c *Config) RegisterFlags(fs *conf.FlagSet) {
 	fs.Int(&c.Requests, "n", 20000, "webhooks to send")
 	fs.Int(&c.Concurrency, "c", 64, "webhooks in flight at once")
 	fs.Int(&c.Rate, "rate", 0, "webhooks a second, open loop (latency from the intended send time); 0: closed loop, -c at a time")
+	fs.Bool(&c.Mix, "mix", false, "send from every provider whose secret is set, in turn, each to its path beside -url's")
 	fs.Bool(&c.Bare, "bare", false, "load a bare in-process handler (read the body, answer 200) instead: the baseline of this client and machine")
 	c.Providers.RegisterSecretFlags(fs)
+}
+
+// sender is one provider the load comes from: its path, how it signs and
+// what its paid order looks like.
+type sender struct {
+	provider string
+	signer   providertest.Signer
+	body     func(providertest.Order, time.Time) []byte
+}
+
+var paidOrder = map[string]func(providertest.Order, time.Time) []byte{
+	"standardwebhooks": func(o providertest.Order, at time.Time) []byte { return o.StandardWebhooks("order.paid", at) },
+	"shopify":          func(o providertest.Order, at time.Time) []byte { return o.Shopify("paid", at, false) },
+	"stripe":           func(o providertest.Order, at time.Time) []byte { return o.Stripe("payment_intent.succeeded", at) },
+	"webflow": func(o providertest.Order, at time.Time) []byte {
+		return o.Webflow("ecomm_new_order", "unfulfilled", at)
+	},
+}
+
+// senders are the providers the load comes from: the one -url names, or
+// with Mix every provider whose secret is set, in turn.
+func (c Config) senders() ([]sender, error) {
+	names := []string{c.URL[strings.LastIndex(c.URL, "/")+1:]}
+	if c.Mix {
+		names = providers.Names()
+	}
+	var out []sender
+	for _, n := range names {
+		secrets := c.Providers.Secrets[n]
+		if len(secrets) == 0 || paidOrder[n] == nil {
+			continue
+		}
+		signer, err := providertest.SignerFor(n, secrets[0])
+		if err != nil {
+			return nil, fmt.Errorf("loadgen: the %s secret: %w", n, err)
+		}
+		out = append(out, sender{provider: n, signer: signer, body: paidOrder[n]})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("loadgen needs the secret of %s that the ingest has, e.g. SHOPSTREAM_STANDARDWEBHOOKS_SECRET", strings.Join(names, " or "))
+	}
+	return out, nil
 }
 
 // maxRun is how long an open-loop run may last: under the 5 minutes a
@@ -93,15 +139,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if !strings.HasPrefix(cfg.URL, "http://127.") && !strings.HasPrefix(cfg.URL, "http://localhost") {
 		return errors.New("loadgen only targets loopback addresses")
 	}
-	secrets := cfg.Providers.Secrets["standardwebhooks"]
-	if len(secrets) == 0 {
-		return errors.New("loadgen needs the ingest's SHOPSTREAM_WEBHOOK_SECRET")
-	}
-	key, err := providers.StandardWebhooksKey(secrets[0])
+	mix, err := cfg.senders()
 	if err != nil {
-		return fmt.Errorf("loadgen: the Standard Webhooks secret: %w", err)
+		return err
 	}
-	signer := providertest.StandardWebhooks{Key: key}
+	base := cfg.URL[:strings.LastIndex(cfg.URL, "/")+1]
 	run := time.Now().UnixNano()
 	skus := []string{"TEE", "HOODIE", "MUG", "CAP", "SOCKS", "BAG", "HAT", "PIN"}
 	transport := &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency, MaxConnsPerHost: cfg.Concurrency}
@@ -119,11 +161,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	// a core, and the server's figure paid for it.
 	prepared := make([]*http.Request, cfg.Requests)
 	for i := range prepared {
-		now := time.Now()
-		body := fmt.Sprintf(`{"type":"order.paid","timestamp":%q,"data":{"order_id":"load-%d-%d","currency":"EUR","line_items":[{"id":"1","sku":%q,"quantity":1,"unit_price_minor":1999}]}}`,
-			now.UTC().Format(time.RFC3339Nano), run, i, skus[i%len(skus)])
-		req, err := providertest.NewRequest(ctx, cfg.URL, signer,
-			providertest.Delivery{ID: fmt.Sprintf("msg_load_%d_%d", run, i), Body: []byte(body), At: now})
+		now := time.Now().UTC()
+		s := mix[i%len(mix)]
+		o := providertest.Order{ID: fmt.Sprintf("load-%d-%d", run, i), ShopifyID: int64(i + 1), At: now,
+			Lines: []providertest.Line{{ID: 1, Qty: 1, Price: 1999, SKU: skus[i%len(skus)]}}}
+		req, err := providertest.NewRequest(ctx, base+s.provider, s.signer,
+			providertest.Delivery{ID: fmt.Sprintf("msg_load_%d_%d", run, i), Body: s.body(o, now), At: now})
 		if err != nil {
 			return err
 		}

@@ -9,9 +9,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/shopstream/shopstream/ingest/providers"
 )
 
 // Delivery is one webhook as a provider sends it.
@@ -45,6 +48,26 @@ func NewRequest(ctx context.Context, url string, s Signer, d Delivery) (*http.Re
 	req.Header.Set("Content-Type", "application/json")
 	s.Sign(req.Header, d)
 	return req, nil
+}
+
+// SignerFor returns the Signer of provider under secret, as the receiver's
+// SHOPSTREAM_<NAME>_SECRET holds it.
+func SignerFor(provider, secret string) (Signer, error) {
+	switch provider {
+	case "standardwebhooks":
+		key, err := providers.StandardWebhooksKey(secret)
+		if err != nil {
+			return nil, err
+		}
+		return StandardWebhooks{Key: key}, nil
+	case "shopify":
+		return Shopify{Secret: secret}, nil
+	case "stripe":
+		return Stripe{Secrets: []string{secret}}, nil
+	case "webflow":
+		return Webflow{Secret: []byte(secret)}, nil
+	}
+	return nil, fmt.Errorf("providertest: no signer for %q", provider)
 }
 
 // Answer is the receiver's answer to a delivery.
