@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	kitprometheus "github.com/go-kit/kit/metrics/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -76,12 +75,10 @@ func TestReadyzFollowsKafka(t *testing.T) {
 // Every answer is counted by provider and outcome (a problem by its code),
 // and an acceptance's latency observed.
 func TestMetricsCountEveryAnswer(t *testing.T) {
-	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "requests"}, []string{"provider", "outcome"})
-	ack := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ack"}, []string{"provider"})
+	m := NewMetrics(prometheus.NewRegistry())
 	p, _ := providers.NewStandardWebhooks(providers.StandardWebhooksConfig{Secrets: []string{testSecret}})
 	h, err := NewHandler(HandlerConfig{Providers: []providers.Provider{p}, Producer: nopProducer{}, Now: func() time.Time { return testNow },
-		Metrics: Metrics{Requests: kitprometheus.NewCounter(requests), AckSeconds: kitprometheus.NewHistogram(ack),
-			InFlight: kitprometheus.NewGauge(prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "in_flight"}, nil))}})
+		Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,11 +90,11 @@ func TestMetricsCountEveryAnswer(t *testing.T) {
 	for _, c := range []struct {
 		provider, outcome string
 	}{{"standardwebhooks", "accepted"}, {"standardwebhooks", "duplicate"}, {"standardwebhooks", "invalid_signature"}, {"unknown", "unknown_provider"}} {
-		if n := testutil.ToFloat64(requests.WithLabelValues(c.provider, c.outcome)); n != 1 {
+		if n := testutil.ToFloat64(m.Requests.WithLabelValues(c.provider, c.outcome)); n != 1 {
 			t.Fatalf("%s %s counted %v times, want 1", c.provider, c.outcome, n)
 		}
 	}
-	if n := testutil.CollectAndCount(ack); n != 1 {
+	if n := testutil.CollectAndCount(m.AckSeconds); n != 1 {
 		t.Fatalf("%d ack series, want 1", n)
 	}
 }

@@ -88,14 +88,14 @@ func classify(err error) (status int, code string, retry bool) {
 // Kafka's detail stays in the log.
 // count, when set, is told every answer's code.
 func encodeError(retryAfter time.Duration, log *slog.Logger, count func(code string)) func(context.Context, error, http.ResponseWriter) {
-	return func(ctx context.Context, err error, w http.ResponseWriter) {
+	return func(_ context.Context, err error, w http.ResponseWriter) {
 		status, code, retry := classify(err)
 		count(code)
 		body := Problem{Type: problemType(code), Title: http.StatusText(status), Status: status, Detail: err.Error(), Code: code}
 		// An overload or a pause is answered thousands of times a second;
 		// one line each would make it worse. Their count is in the metrics.
 		if (status >= 500 || status == http.StatusConflict) && !errors.Is(err, errOverloaded) && !errors.Is(err, errPaused) {
-			log.Warn("webhook not accepted", "status", status, "code", code, "correlation_id", correlationID(ctx), "err", err)
+			log.Warn("webhook not accepted", "status", status, "code", code, "correlation_id", w.Header().Get("X-Request-Id"), "err", err)
 			switch {
 			case errors.Is(err, errUnavailable):
 				body.Detail = errUnavailable.Error()

@@ -20,20 +20,21 @@ package ingest
 
 import (
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/go-kit/kit/metrics"
 	httptransport "github.com/go-kit/kit/transport/http"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/time/rate"
 
@@ -171,7 +172,10 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 	slots := make(chan struct{}, cfg.MaxInFlight)
 	inFlight := cfg.Metrics.InFlight
 	for _, p := range cfg.Providers {
-		s := &service{cfg: cfg, provider: p, secretHeaders: secretHeaders(p.SecretHeaders())}
+		s := &service{cfg: cfg, provider: p, secretHeaders: secretHeaders(p.SecretHeaders()),
+			accepted:  cfg.Metrics.Requests.WithLabelValues(p.Name(), "accepted"),
+			duplicate: cfg.Metrics.Requests.WithLabelValues(p.Name(), "duplicate"),
+			ack:       cfg.Metrics.AckSeconds.WithLabelValues(p.Name())}
 		errorEncoder := encodeError(cfg.RetryAfter, cfg.Logger, cfg.Metrics.outcome(p.Name()))
 		var h http.Handler = httptransport.NewServer(s.accept, s.decode, s.encodeResponse, httptransport.ServerErrorEncoder(errorEncoder))
 		h = admit(slots, inFlight, cfg.QueueWait, cfg.BodyReadTimeout, errorEncoder, h)
@@ -192,21 +196,22 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 	return mux, nil
 }
 
-type correlationKey struct{}
-
 // correlate gives every webhook a correlation id: the sender's X-Request-Id
 // when it sent a usable one, else a new one. It is echoed in the answer's
 // X-Request-Id, carried in the Kafka record's correlation.id header and in
 // every log line about the webhook, so one id follows it from the
-// provider's log to ClickHouse.
+// provider's log to ClickHouse. The id rides on the request's and the
+// answer's own headers, where decode and the error encoder read it, rather
+// than in a new context a request.
 func correlate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
 		if !usableID(id) {
 			id = newID()
+			r.Header.Set("X-Request-Id", id)
 		}
 		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), correlationKey{}, id)))
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -222,11 +227,6 @@ func usableID(id string) bool {
 		}
 	}
 	return true
-}
-
-func correlationID(ctx context.Context) string {
-	id, _ := ctx.Value(correlationKey{}).(string)
-	return id
 }
 
 // pause answers 503 (errPaused) to every webhook while paused says so,
@@ -263,7 +263,7 @@ func limit(l *rate.Limiter, reject func(context.Context, error, http.ResponseWri
 // queues every request until all of them time out; with it, the webhooks
 // admitted keep their latency and the excess is told at once to come back,
 // before its body is read.
-func admit(slots chan struct{}, inFlight metrics.Gauge, wait, bodyRead time.Duration, reject func(context.Context, error, http.ResponseWriter), next http.Handler) http.Handler {
+func admit(slots chan struct{}, inFlight prometheus.Gauge, wait, bodyRead time.Duration, reject func(context.Context, error, http.ResponseWriter), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case slots <- struct{}{}:
@@ -285,8 +285,8 @@ func admit(slots chan struct{}, inFlight metrics.Gauge, wait, bodyRead time.Dura
 				return
 			}
 		}
-		inFlight.Add(1)
-		defer func() { inFlight.Add(-1); <-slots }()
+		inFlight.Inc()
+		defer func() { inFlight.Dec(); <-slots }()
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyRead))
 		next.ServeHTTP(w, r)
 	})
@@ -298,6 +298,9 @@ type service struct {
 	// secretHeaders are the canonical names of the headers a receipt
 	// drops: the provider's signatures and any credentials.
 	secretHeaders map[string]bool
+	// accepted, duplicate and ack are this provider's metrics of a 2xx.
+	accepted, duplicate prometheus.Counter
+	ack                 prometheus.Observer
 }
 
 // delivery is a verified, mapped webhook on its way to Kafka.
@@ -329,7 +332,7 @@ func (s *service) decode(_ context.Context, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	corr := correlationID(r.Context())
+	corr := r.Header.Get("X-Request-Id")
 	if e != nil {
 		e.ReceivedAt = receivedAt.UTC().Truncate(time.Millisecond)
 		e.CorrelationID = corr
@@ -450,16 +453,19 @@ type response struct {
 }
 
 func (s *service) encodeResponse(ctx context.Context, w http.ResponseWriter, resp any) error {
-	r := resp.(response)
-	s.cfg.Metrics.Requests.With("provider", s.provider.Name(), "outcome", r.Status).Add(1)
-	if r.Status == "accepted" {
-		s.cfg.Metrics.AckSeconds.With("provider", s.provider.Name()).Observe(time.Since(r.receivedAt).Seconds())
+	if r := resp.(response); r.Status == "accepted" {
+		s.accepted.Inc()
+		s.ack.Observe(time.Since(r.receivedAt).Seconds())
+	} else {
+		s.duplicate.Inc()
 	}
 	return httptransport.EncodeJSONResponse(ctx, w, resp)
 }
 
+// newID is a correlation id for a request that brought none: it needs to be
+// unlikely to repeat, not unpredictable, so it costs no system call.
 func newID() string {
 	var b [8]byte
-	_, _ = rand.Read(b[:])
+	binary.LittleEndian.PutUint64(b[:], rand.Uint64())
 	return hex.EncodeToString(b[:])
 }

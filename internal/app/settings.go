@@ -63,17 +63,7 @@ func (s *settings) setup(stderr io.Writer) error {
 		Help: "Time to handle one polled batch, by topic.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"topic"})
 	s.registry.MustRegister(records, seconds)
 	s.metrics = middleware.Metrics{Records: kitprometheus.NewCounter(records), Duration: kitprometheus.NewHistogram(seconds)}
-	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "shopstream", Subsystem: "ingest", Name: "requests_total",
-		Help: "Webhooks answered, by provider and outcome: accepted, duplicate, or the problem's code (invalid_signature, rate_limited, overloaded, ...)."},
-		[]string{"provider", "outcome"})
-	ack := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "shopstream", Subsystem: "ingest", Name: "ack_seconds",
-		Help:    "Time from a webhook's arrival to its 2xx, after Kafka acknowledged it, by provider.",
-		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"provider"})
-	inFlight := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "shopstream", Subsystem: "ingest", Name: "in_flight",
-		Help: "Webhooks admitted and not yet answered."}, nil)
-	s.registry.MustRegister(requests, ack, inFlight)
-	s.ingestMetrics = ingest.Metrics{Requests: kitprometheus.NewCounter(requests), AckSeconds: kitprometheus.NewHistogram(ack),
-		InFlight: kitprometheus.NewGauge(inFlight)}
+	s.ingestMetrics = ingest.NewMetrics(s.registry)
 	return nil
 }
 
