@@ -90,7 +90,8 @@ func Step(s *State, e *avro.OrderEvent) (next State, changed bool, t Transition)
 	r := rank[e.Type]
 	stale := s != nil && (e.Version < cur.Version || e.Version == cur.Version && r <= cur.Rank)
 	learns := len(e.Lines) > 0 && (!stale || len(cur.Known) == 0)
-	if stale && !learns {
+	pays := (e.Type == avro.OrderPaid || e.Type == avro.OrderFulfilled) && !cur.Paid
+	if stale && !learns && !pays {
 		return cur, false, None
 	}
 	next = cur
@@ -100,12 +101,17 @@ func Step(s *State, e *avro.OrderEvent) (next State, changed bool, t Transition)
 			next.Known[i] = Line{LineID: l.LineID, SKU: l.SKU, Quantity: l.Quantity}
 		}
 	}
+	// Paid is a fact, not a status: a payment is not undone by arriving
+	// after a later event of the storefront's clock (the gateway's clock
+	// is another). A cancellation is what undoes it, through terminal.
+	next.Paid = next.Paid || pays
 	if !stale {
 		next.Status, next.Version, next.Rank = e.Type, e.Version, r
-		next.Paid = next.Paid || e.Type == avro.OrderPaid || e.Type == avro.OrderFulfilled
 	}
 	switch {
-	case next.Paid && len(next.Known) > 0 && cur.SoldBy == "" && !terminal(next.Status):
+	// Both the status before and after must be live: an order cancelled
+	// or refunded before it sold never sells, whatever comes after.
+	case next.Paid && len(next.Known) > 0 && cur.SoldBy == "" && !terminal(cur.Status) && !terminal(next.Status):
 		next.SoldBy = e.EventID
 		next.Lines = next.Known
 		t = Sale

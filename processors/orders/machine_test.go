@@ -75,6 +75,10 @@ func TestStep(t *testing.T) {
 			map[string]int64{"A": 0, "B": 0}, []string{"o:1:sale", "o:2:sale", "o:1:restock", "o:2:restock"}},
 		{"lines learned after a cancellation sell nothing", []*avro.OrderEvent{lineless("g2", avro.OrderPaid, 2), lineless("g4", avro.OrderCancelled, 4), created},
 			map[string]int64{}, nil},
+		{"a gateway's payment stamped before the storefront's last change still sells", []*avro.OrderEvent{ev("e9", avro.OrderCreated, 9), lineless("g2", avro.OrderPaid, 2)},
+			map[string]int64{"A": -2, "B": -1}, []string{"o:1:sale", "o:2:sale"}},
+		{"a payment after a cancellation of an unsold order sells nothing", []*avro.OrderEvent{ev("e4", avro.OrderCancelled, 4), ev("e6", avro.OrderPaid, 6)},
+			map[string]int64{}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
