@@ -129,10 +129,7 @@ type shopifyResource struct {
 	FulfillmentStatus *string             `json:"fulfillment_status"`
 	LineItems         []shopifyLine       `json:"line_items"`
 	Refunds           []shopifyRefund     `json:"refunds"`
-	OrderID           int64               `json:"order_id"`
-	CreatedAt         string              `json:"created_at"`
 	RefundLineItems   []shopifyRefundLine `json:"refund_line_items"`
-	Restock           *bool               `json:"restock"`
 }
 
 type shopifyLine struct {
@@ -140,11 +137,6 @@ type shopifyLine struct {
 	SKU      string `json:"sku"`
 	Quantity int64  `json:"quantity"`
 	Price    string `json:"price"`
-	PriceSet struct {
-		ShopMoney struct {
-			CurrencyCode string `json:"currency_code"`
-		} `json:"shop_money"`
-	} `json:"price_set"`
 }
 
 type shopifyRefund struct {
@@ -153,10 +145,9 @@ type shopifyRefund struct {
 }
 
 type shopifyRefundLine struct {
-	LineItemID  int64       `json:"line_item_id"`
-	Quantity    int64       `json:"quantity"`
-	RestockType string      `json:"restock_type"`
-	LineItem    shopifyLine `json:"line_item"`
+	LineItemID  int64  `json:"line_item_id"`
+	Quantity    int64  `json:"quantity"`
+	RestockType string `json:"restock_type"`
 }
 
 // restocked says whether a refunded line went back to stock: its
@@ -167,15 +158,6 @@ func (l shopifyRefundLine) restocked(refundRestock *bool) bool {
 		return l.RestockType != "no_restock"
 	}
 	return refundRestock != nil && *refundRestock
-}
-
-func (r shopifyRefund) restocks() bool {
-	for _, l := range r.RefundLineItems {
-		if l.restocked(r.Restock) {
-			return true
-		}
-	}
-	return false
 }
 
 // Map implements Provider. Map sees the body only, not X-Shopify-Topic, so
@@ -192,18 +174,19 @@ func (r shopifyRefund) restocks() bool {
 // topics report, at the same or a later updated_at, which the order
 // machine's version and rank order absorb.
 //
-// A refund maps to REFUNDED, listing the lines it put back to stock, when
-// it restocked any; a refund of money only (goods kept, shipping, goodwill)
-// is a receipt, since REFUNDED makes the machine give the order's stock back.
+// A Refund resource (refunds/create) is kept as a receipt only. REFUNDED
+// makes the order machine give back every line the order sold, and a
+// Refund lists only the lines it refunds, not the order's, so it cannot
+// tell a whole restock from a partial one; the orders/updated Shopify sends
+// with it carries the order and its refunds, and maps to REFUNDED when
+// every line with a SKU went back to stock in full. A partial restock moves
+// no stock until line-level restocks exist (the reservations work).
 func (p *Shopify) Map(d Delivery, body []byte) (*avro.OrderEvent, error) {
 	var r shopifyResource
 	if err := json.Unmarshal(body, &r); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrMalformedPayload, shopifyJSONError(err))
 	}
-	switch {
-	case r.RefundLineItems != nil && r.OrderID != 0:
-		return p.mapRefund(d, &r)
-	case r.LineItems != nil:
+	if r.LineItems != nil && r.RefundLineItems == nil {
 		return p.mapOrder(d, &r)
 	}
 	return nil, nil
@@ -219,7 +202,7 @@ func (p *Shopify) mapOrder(d Delivery, o *shopifyResource) (*avro.OrderEvent, er
 	}
 	e.Type = shopifyOrderType(o)
 	for i, l := range o.LineItems {
-		if err := e.addLine(i, l.ID, l, l.Quantity, o.Currency); err != nil {
+		if err := e.addLine(i, l, o.Currency); err != nil {
 			return nil, err
 		}
 	}
@@ -230,10 +213,8 @@ func shopifyOrderType(o *shopifyResource) string {
 	if o.CancelledAt != nil && *o.CancelledAt != "" {
 		return avro.OrderCancelled
 	}
-	for _, r := range o.Refunds {
-		if r.restocks() {
-			return avro.OrderRefunded
-		}
+	if wholeRestock(o) {
+		return avro.OrderRefunded
 	}
 	if o.FulfillmentStatus != nil && *o.FulfillmentStatus == "fulfilled" {
 		return avro.OrderFulfilled
@@ -245,37 +226,28 @@ func shopifyOrderType(o *shopifyResource) string {
 	return avro.OrderCreated
 }
 
-func (p *Shopify) mapRefund(d Delivery, r *shopifyResource) (*avro.OrderEvent, error) {
-	if r.OrderID <= 0 {
-		return nil, fmt.Errorf("%w: order_id is not positive", ErrMalformedPayload)
-	}
-	refund := shopifyRefund{RefundLineItems: r.RefundLineItems, Restock: r.Restock}
-	if !refund.restocks() {
-		return nil, nil
-	}
-	// A Refund names no currency of its own; its lines' prices carry it.
-	currency := ""
-	for _, l := range r.RefundLineItems {
-		if c := l.LineItem.PriceSet.ShopMoney.CurrencyCode; c != "" {
-			currency = c
-			break
+// wholeRestock says whether the order's refunds put every line with a SKU
+// back to stock in full.
+func wholeRestock(o *shopifyResource) bool {
+	restocked := map[int64]int64{}
+	for _, r := range o.Refunds {
+		for _, l := range r.RefundLineItems {
+			if l.restocked(r.Restock) {
+				restocked[l.LineItemID] += l.Quantity
+			}
 		}
 	}
-	// A refund is never updated: its creation is its change time.
-	e, err := p.event(d, r.OrderID, r.CreatedAt, "created_at", currency)
-	if err != nil {
-		return nil, err
-	}
-	e.Type = avro.OrderRefunded
-	for i, l := range r.RefundLineItems {
-		if !l.restocked(r.Restock) {
+	stocked := false
+	for _, l := range o.LineItems {
+		if l.SKU == "" {
 			continue
 		}
-		if err := e.addLine(i, l.LineItemID, l.LineItem, l.Quantity, currency); err != nil {
-			return nil, err
+		if restocked[l.ID] < l.Quantity {
+			return false
 		}
+		stocked = true
 	}
-	return e.OrderEvent, nil
+	return stocked
 }
 
 type shopifyEvent struct{ *avro.OrderEvent }
@@ -302,18 +274,18 @@ func (p *Shopify) event(d Delivery, orderID int64, at, field, currency string) (
 // addLine adds line i unless it has no SKU: Shopify allows custom items
 // without one, and they have no stock to move, while the order's other
 // lines must still sell.
-func (e shopifyEvent) addLine(i int, id int64, l shopifyLine, quantity int64, currency string) error {
+func (e shopifyEvent) addLine(i int, l shopifyLine, currency string) error {
 	if l.SKU == "" {
 		return nil
 	}
-	if id <= 0 || quantity <= 0 {
+	if l.ID <= 0 || l.Quantity <= 0 {
 		return fmt.Errorf("%w: line %d needs an id and a positive quantity", ErrMalformedPayload, i+1)
 	}
 	price, err := shopifyMinorUnits(l.Price, shopifyCurrencyExponent(currency))
 	if err != nil {
 		return fmt.Errorf("%w: line %d: price %v", ErrMalformedPayload, i+1, err)
 	}
-	e.Lines = append(e.Lines, avro.LineItem{LineID: strconv.FormatInt(id, 10), SKU: l.SKU, Quantity: quantity, UnitPriceMinor: price})
+	e.Lines = append(e.Lines, avro.LineItem{LineID: strconv.FormatInt(l.ID, 10), SKU: l.SKU, Quantity: l.Quantity, UnitPriceMinor: price})
 	return nil
 }
 
