@@ -178,6 +178,13 @@ func Run(ctx context.Context, cfg Config) error {
 		RateLimit: float64(cfg.RateLimit), RateBurst: cfg.RateBurst, Ready: ready.Load, Metrics: cfg.Metrics, Sources: cfg.Sources, Logger: log}
 	if cfg.Redis != nil {
 		pauses := NewPauses(cfg.Redis, cfg.Prefix, log)
+		// Read once before the listener opens, so that a restart keeps a
+		// pause from its first webhook on. If Redis does not answer then,
+		// the instance serves every provider until it does: refusing all
+		// of them because Redis is away would stop every shop's webhooks.
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_ = pauses.Refresh(rctx)
+		cancel()
 		go pauses.Watch(ctx, DefaultPollEvery)
 		hc.Paused = pauses.Paused
 	}

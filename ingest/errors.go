@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -103,8 +104,12 @@ func encodeError(retryAfter time.Duration, log *slog.Logger, count func(code str
 				body.Detail = "internal error"
 			}
 		}
-		if retry {
-			w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
+		var limited rateLimited
+		switch {
+		case errors.As(err, &limited):
+			w.Header().Set("Retry-After", strconv.Itoa(int(max(1, math.Ceil(limited.after.Seconds())))))
+		case retry:
+			w.Header().Set("Retry-After", strconv.Itoa(int(max(1, math.Ceil(retryAfter.Seconds())))))
 		}
 		w.Header().Set("Content-Type", "application/problem+json")
 		w.WriteHeader(status)

@@ -15,10 +15,12 @@ import (
 // provider's webhooks are answered 503 with Retry-After, so the provider
 // retries them later and nothing is lost.
 //
-// Instances read the set every PollEvery rather than on each request, so
-// the request path stays free of Redis: a pause takes effect within that
-// interval. While Redis does not answer, an instance keeps the state it
-// last read, since guessing either way would be wrong for some provider.
+// Instances read the set before they serve and then every PollEvery,
+// rather than on each request, so the request path stays free of Redis: a
+// pause takes effect within that interval. While Redis does not answer, an
+// instance keeps the state it last read, since guessing either way would be
+// wrong for some provider; one that starts while Redis is away serves
+// every provider until it answers.
 type Pauses struct {
 	rdb  redis.Cmdable
 	key  string

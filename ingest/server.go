@@ -25,11 +25,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -172,16 +170,17 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 	slots := make(chan struct{}, cfg.MaxInFlight)
 	inFlight := cfg.Metrics.InFlight
 	for _, p := range cfg.Providers {
-		s := &service{cfg: cfg, provider: p, secretHeaders: secretHeaders(p.SecretHeaders()),
+		var limiter *rate.Limiter
+		if cfg.RateLimit > 0 {
+			limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), cfg.RateBurst)
+		}
+		s := &service{cfg: cfg, provider: p, secretHeaders: secretHeaders(p.SecretHeaders()), limiter: limiter,
 			accepted:  cfg.Metrics.Requests.WithLabelValues(p.Name(), "accepted"),
 			duplicate: cfg.Metrics.Requests.WithLabelValues(p.Name(), "duplicate"),
 			ack:       cfg.Metrics.AckSeconds.WithLabelValues(p.Name())}
 		errorEncoder := encodeError(cfg.RetryAfter, cfg.Logger, cfg.Metrics.outcome(p.Name()))
 		var h http.Handler = httptransport.NewServer(s.accept, s.decode, s.encodeResponse, httptransport.ServerErrorEncoder(errorEncoder))
 		h = admit(slots, inFlight, cfg.QueueWait, cfg.BodyReadTimeout, errorEncoder, h)
-		if cfg.RateLimit > 0 {
-			h = limit(rate.NewLimiter(rate.Limit(cfg.RateLimit), cfg.RateBurst), errorEncoder, h)
-		}
 		h = pause(func() bool { return cfg.Paused(p.Name()) }, errorEncoder, h)
 		mux.Handle("POST /webhooks/"+p.Name(), correlate(cfg.Sources.allow(p.Name(), errorEncoder, h)))
 	}
@@ -241,21 +240,26 @@ func pause(paused func() bool, reject func(context.Context, error, http.Response
 	})
 }
 
-// limit answers 429 (errRateLimited) to a webhook beyond the provider's
-// token bucket, before anything else is done with it. The Retry-After it
-// gives is when the bucket has a token again.
-func limit(l *rate.Limiter, reject func(context.Context, error, http.ResponseWriter), next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		res := l.Reserve()
-		if d := res.Delay(); d > 0 {
-			res.Cancel()
-			w.Header().Set("Retry-After", strconv.Itoa(int(max(1, math.Ceil(d.Seconds())))))
-			reject(r.Context(), errRateLimited, w)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+// overLimit charges one token of l, when there is a limit, and says when
+// a token is due again if there is none now.
+func overLimit(l *rate.Limiter) error {
+	if l == nil {
+		return nil
+	}
+	res := l.Reserve()
+	if d := res.Delay(); d > 0 {
+		res.Cancel()
+		return rateLimited{after: d}
+	}
+	return nil
 }
+
+// rateLimited is errRateLimited with the wait until the next token, which
+// the answer's Retry-After gives.
+type rateLimited struct{ after time.Duration }
+
+func (rateLimited) Error() string        { return errRateLimited.Error() }
+func (rateLimited) Is(target error) bool { return target == errRateLimited }
 
 // admit lets a webhook through once it holds one of slots, shared by every
 // provider, and answers 503 (errOverloaded) to one that found none free
@@ -298,6 +302,10 @@ type service struct {
 	// secretHeaders are the canonical names of the headers a receipt
 	// drops: the provider's signatures and any credentials.
 	secretHeaders map[string]bool
+	// limiter is the provider's token bucket, charged only by webhooks
+	// whose signature verified, so that anyone's unsigned requests cannot
+	// spend the provider's tokens. Nil: no limit.
+	limiter *rate.Limiter
 	// accepted, duplicate and ack are this provider's metrics of a 2xx.
 	accepted, duplicate prometheus.Counter
 	ack                 prometheus.Observer
@@ -326,6 +334,9 @@ func (s *service) decode(_ context.Context, r *http.Request) (any, error) {
 	}
 	d, err := s.provider.Verify(r.Header, body, receivedAt)
 	if err != nil {
+		return nil, err
+	}
+	if err := overLimit(s.limiter); err != nil {
 		return nil, err
 	}
 	e, err := s.provider.Map(d, body)

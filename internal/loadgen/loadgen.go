@@ -163,7 +163,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	for i := range prepared {
 		now := time.Now().UTC()
 		s := mix[i%len(mix)]
-		o := providertest.Order{ID: fmt.Sprintf("load-%d-%d", run, i), ShopifyID: int64(i + 1), At: now,
+		// Shopify and Stripe name orders by number: unique per run too.
+		o := providertest.Order{ID: fmt.Sprintf("load-%d-%d", run, i), ShopifyID: run%1_000_000_000*1_000_000 + int64(i), At: now,
 			Lines: []providertest.Line{{ID: 1, Qty: 1, Price: 1999, SKU: skus[i%len(skus)]}}}
 		req, err := providertest.NewRequest(ctx, base+s.provider, s.signer,
 			providertest.Delivery{ID: fmt.Sprintf("msg_load_%d_%d", run, i), Body: s.body(o, now), At: now})
