@@ -9,8 +9,11 @@ package providers
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/shopstream/shopstream/schemas/avro"
 )
@@ -48,4 +51,21 @@ type Provider interface {
 	Map(d Delivery, body []byte) (*avro.OrderEvent, error)
 	// SecretHeaders names the headers that must not be stored or logged.
 	SecretHeaders() []string
+}
+
+// jsonError describes why a body did not decode as what, without quoting
+// it: a parser's own message can carry the payload's bytes, and problem
+// details and logs must not.
+func jsonError(err error, what string) string {
+	var (
+		syntax *json.SyntaxError
+		typ    *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("not JSON (at byte %d)", syntax.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("%s is not a %s", typ.Field, typ.Type)
+	}
+	return "not " + what
 }

@@ -184,7 +184,7 @@ func (l shopifyRefundLine) restocked(refundRestock *bool) bool {
 func (p *Shopify) Map(d Delivery, body []byte) (*avro.OrderEvent, error) {
 	var r shopifyResource
 	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrMalformedPayload, shopifyJSONError(err))
+		return nil, fmt.Errorf("%w: %s", ErrMalformedPayload, jsonError(err, "a Shopify resource"))
 	}
 	if r.LineItems != nil && r.RefundLineItems == nil {
 		return p.mapOrder(d, &r)
@@ -323,20 +323,4 @@ func shopifyCurrencyExponent(code string) int {
 		return 4
 	}
 	return 2
-}
-
-// shopifyJSONError describes a decoding error without quoting the payload,
-// which the parser's own messages may do.
-func shopifyJSONError(err error) string {
-	var (
-		syntax *json.SyntaxError
-		typ    *json.UnmarshalTypeError
-	)
-	switch {
-	case errors.As(err, &syntax):
-		return fmt.Sprintf("not JSON (at byte %d)", syntax.Offset)
-	case errors.As(err, &typ):
-		return fmt.Sprintf("%s is not a %s", typ.Field, typ.Type)
-	}
-	return "not a Shopify resource"
 }

@@ -155,7 +155,7 @@ var standardTypes = map[string]string{
 func (p *StandardWebhooks) Map(d Delivery, body []byte) (*avro.OrderEvent, error) {
 	var pl standardPayload
 	if err := json.Unmarshal(body, &pl); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedPayload, err)
+		return nil, fmt.Errorf("%w: %s", ErrMalformedPayload, jsonError(err, "a Standard Webhooks payload"))
 	}
 	if pl.Type == "" {
 		return nil, fmt.Errorf("%w: no type", ErrMalformedPayload)

@@ -151,7 +151,7 @@ func (p *Stripe) Verify(h http.Header, body []byte, now time.Time) (Delivery, er
 		ID string `json:"id"`
 	}
 	if err := json.Unmarshal(body, &ev); err != nil {
-		return Delivery{}, fmt.Errorf("%w: %s", ErrMalformedPayload, stripeJSONError(err))
+		return Delivery{}, fmt.Errorf("%w: %s", ErrMalformedPayload, jsonError(err, "a JSON object"))
 	}
 	if ev.ID == "" {
 		return Delivery{}, fmt.Errorf("%w: the event has no id", ErrMalformedPayload)
@@ -169,23 +169,6 @@ func (p *Stripe) matches(ts string, body []byte, sigs [][]byte) bool {
 		}
 	}
 	return false
-}
-
-// stripeJSONError describes a decoding error without quoting the payload,
-// which the parser's own messages do ("number -5", "found x").
-func stripeJSONError(err error) string {
-	var (
-		syntax *json.SyntaxError
-		typ    *json.UnmarshalTypeError
-	)
-	switch {
-	case errors.As(err, &syntax):
-		return fmt.Sprintf("not JSON (at byte %d)", syntax.Offset)
-	case errors.As(err, &typ):
-		return fmt.Sprintf("%s is not a %s", typ.Field, typ.Type)
-	default:
-		return "not a JSON object"
-	}
 }
 
 // stripeEvent is the part of Stripe's Event object that Map reads. The
@@ -273,7 +256,7 @@ func stripeSessionPaid(o stripeObject) string {
 func (p *Stripe) Map(d Delivery, body []byte) (*avro.OrderEvent, error) {
 	var ev stripeEvent
 	if err := json.Unmarshal(body, &ev); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrMalformedPayload, stripeJSONError(err))
+		return nil, fmt.Errorf("%w: %s", ErrMalformedPayload, jsonError(err, "a JSON object"))
 	}
 	if ev.Type == "" {
 		return nil, fmt.Errorf("%w: the event has no type", ErrMalformedPayload)
@@ -285,7 +268,7 @@ func (p *Stripe) Map(d Delivery, body []byte) (*avro.OrderEvent, error) {
 	var o *stripeObject
 	if len(ev.Data.Object) > 0 {
 		if err := json.Unmarshal(ev.Data.Object, &o); err != nil {
-			return nil, fmt.Errorf("%w: data.object: %s", ErrMalformedPayload, stripeJSONError(err))
+			return nil, fmt.Errorf("%w: data.object: %s", ErrMalformedPayload, jsonError(err, "a JSON object"))
 		}
 	}
 	if o == nil {

@@ -255,7 +255,7 @@ func webflowDeliveryID(body []byte) string {
 func (p *Webflow) Map(d Delivery, body []byte) (*avro.OrderEvent, error) {
 	var b webflowBody
 	if err := json.Unmarshal(body, &b); err != nil {
-		return nil, fmt.Errorf("%w: not a Webflow webhook: %v", ErrMalformedPayload, err)
+		return nil, fmt.Errorf("%w: %s", ErrMalformedPayload, jsonError(err, "a Webflow webhook"))
 	}
 	if b.TriggerType == "" {
 		return nil, fmt.Errorf("%w: no triggerType", ErrMalformedPayload)
