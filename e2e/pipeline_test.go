@@ -236,6 +236,20 @@ func paidOrders(sku string, n int) []delivery {
 	return out
 }
 
+// queuedBurst seeds sku with 1000 units, starts the pipeline and returns n
+// paid orders of sku, queued for concurrent senders.
+func (p *pipeline) queuedBurst(sku string, n int) <-chan delivery {
+	p.t.Helper()
+	p.shopstream("stock", "adjust", "-sku", sku, "-qty", "1000", "-id", "seed-"+sku)
+	p.start()
+	pending := make(chan delivery, n)
+	for _, d := range paidOrders(sku, n) {
+		pending <- d
+	}
+	close(pending)
+	return pending
+}
+
 // burstBeforeCrash seeds sku with 1000 units, starts the pipeline and gets
 // the first third of n paid orders of sku accepted: the state a crash test
 // breaks. It returns all n deliveries.
@@ -478,14 +492,8 @@ func TestSignedWebhooksLandExactlyAndReplayChangesNothing(t *testing.T) {
 // was not acknowledged.
 func TestSIGKILLMidBurstLosesNothing(t *testing.T) {
 	p := newPipeline(t)
-	p.shopstream("stock", "adjust", "-sku", "K", "-qty", "1000", "-id", "seed-K")
-	p.start()
 	const n = 300
-	pending := make(chan delivery, n)
-	for _, d := range paidOrders("K", n) {
-		pending <- d
-	}
-	close(pending)
+	pending := p.queuedBurst("K", n)
 
 	var mu sync.Mutex
 	var retry []delivery
@@ -568,14 +576,8 @@ func TestClickHouseMissingDoesNotStopIngest(t *testing.T) {
 // retried the rest on a new process every order is applied exactly once.
 func TestSIGTERMUnderLoadKeepsEveryAcknowledgedDelivery(t *testing.T) {
 	p := newPipeline(t)
-	p.shopstream("stock", "adjust", "-sku", "T", "-qty", "1000", "-id", "seed-T")
-	p.start()
 	const n = 300
-	pending := make(chan delivery, n)
-	for _, d := range paidOrders("T", n) {
-		pending <- d
-	}
-	close(pending)
+	pending := p.queuedBurst("T", n)
 	var (
 		mu        sync.Mutex
 		acked     = map[string]bool{}
