@@ -90,12 +90,18 @@ func (v prefixes) Set(s string) error {
 			if err != nil {
 				return fmt.Errorf("%q is not an address or CIDR", f)
 			}
+			a = a.Unmap()
 			out = append(out, netip.PrefixFrom(a, a.BitLen()))
 			continue
 		}
 		p, err := netip.ParsePrefix(f)
 		if err != nil {
 			return fmt.Errorf("%q is not an address or CIDR", f)
+		}
+		// Client addresses are judged unmapped (::ffff:1.2.3.4 is 1.2.3.4),
+		// so a range written in the mapped form is unmapped too.
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		out = append(out, p.Masked())
 	}

@@ -170,7 +170,7 @@ func TestNoSecretSignatureOrPersonalDataIsLogged(t *testing.T) {
 // judged, and a forwarded address from an untrusted peer is not believed.
 func TestAllowListJudgesTheTrustedClientAddress(t *testing.T) {
 	var allow, proxies []netip.Prefix
-	if err := (prefixes{&allow}).Set("203.0.113.0/24, 198.51.100.7"); err != nil {
+	if err := (prefixes{&allow}).Set("203.0.113.0/24, 198.51.100.7, ::ffff:192.0.2.200, ::ffff:192.0.2.128/121"); err != nil {
 		t.Fatal(err)
 	}
 	if err := (prefixes{&proxies}).Set("10.0.0.0/8"); err != nil {
@@ -190,6 +190,9 @@ func TestAllowListJudgesTheTrustedClientAddress(t *testing.T) {
 		{"allowed range, direct", "203.0.113.9:5000", "", true},
 		{"allowed address, direct", "198.51.100.7:5000", "", true},
 		{"elsewhere, direct", "192.0.2.1:5000", "", false},
+		{"allowed in the mapped form, direct", "192.0.2.200:5000", "", true},
+		{"in a range written in the mapped form", "192.0.2.130:5000", "", true},
+		{"a mapped client address", "[::ffff:198.51.100.7]:5000", "", true},
 		{"elsewhere claiming an allowed address", "192.0.2.1:5000", "203.0.113.9", false},
 		{"allowed, behind the trusted proxy", "10.1.2.3:5000", "203.0.113.9", true},
 		{"allowed, behind two trusted proxies", "10.1.2.3:5000", "203.0.113.9, 10.9.9.9", true},
