@@ -8,6 +8,8 @@
 package providers
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -68,4 +70,15 @@ func jsonError(err error, what string) string {
 		return fmt.Sprintf("%s is not a %s", typ.Field, typ.Type)
 	}
 	return "not " + what
+}
+
+// hmacSHA256 is the HMAC-SHA256 under secret of parts, one after another:
+// every provider signs this way and differs only in what it signs and how
+// it writes the result.
+func hmacSHA256(secret []byte, parts ...[]byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	for _, p := range parts {
+		m.Write(p)
+	}
+	return m.Sum(nil)
 }

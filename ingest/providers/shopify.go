@@ -2,7 +2,6 @@ package providers
 
 import (
 	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -75,11 +74,8 @@ func ShopifySign(secret string, body []byte) string {
 	return base64.StdEncoding.EncodeToString(shopifyMAC([]byte(secret), body))
 }
 
-func shopifyMAC(secret, body []byte) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write(body)
-	return m.Sum(nil)
-}
+// shopifyMAC signs the body alone.
+func shopifyMAC(secret, body []byte) []byte { return hmacSHA256(secret, body) }
 
 // shopifyHeader reads a header in either spelling, webhooks' first.
 func shopifyHeader(h http.Header, name string) string {

@@ -2,7 +2,6 @@ package providers
 
 import (
 	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -84,14 +83,9 @@ func Sign(secret []byte, id string, ts time.Time, body []byte) string {
 	return "v1," + base64.StdEncoding.EncodeToString(mac(secret, id, strconv.FormatInt(ts.Unix(), 10), body))
 }
 
+// mac signs "<id>.<timestamp>.<body>".
 func mac(secret []byte, id, ts string, body []byte) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(id))
-	m.Write([]byte{'.'})
-	m.Write([]byte(ts))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return m.Sum(nil)
+	return hmacSHA256(secret, []byte(id), []byte{'.'}, []byte(ts), []byte{'.'}, body)
 }
 
 // Verify implements Provider.

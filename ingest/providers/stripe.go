@@ -2,7 +2,6 @@ package providers
 
 import (
 	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -91,12 +90,9 @@ func StripeSign(ts time.Time, body []byte, secrets ...string) string {
 	return b.String()
 }
 
+// stripeMAC signs "<t>.<body>".
 func stripeMAC(secret []byte, ts string, body []byte) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(ts))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return m.Sum(nil)
+	return hmacSHA256(secret, []byte(ts), []byte{'.'}, body)
 }
 
 // Verify implements Provider. The body is checked exactly as received;

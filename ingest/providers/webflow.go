@@ -82,12 +82,9 @@ func WebflowSign(secret []byte, ts time.Time, body []byte) string {
 	return hex.EncodeToString(webflowMAC(secret, WebflowTimestamp(ts), body))
 }
 
+// webflowMAC signs "<timestamp>:<body>".
 func webflowMAC(secret []byte, ts string, body []byte) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(ts))
-	m.Write([]byte{':'})
-	m.Write(body)
-	return m.Sum(nil)
+	return hmacSHA256(secret, []byte(ts), []byte{':'}, body)
 }
 
 // Verify implements Provider. The MAC covers the timestamp header exactly as
