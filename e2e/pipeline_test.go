@@ -250,6 +250,43 @@ func (p *pipeline) queuedBurst(sku string, n int) <-chan delivery {
 	return pending
 }
 
+// sendInterrupted sends pending from eight senders, as a provider's
+// concurrent deliveries come, and calls interrupt once, when the at-th
+// delivery has been acknowledged, while the senders go on. It returns the
+// delivery ids answered 2xx and the deliveries that were not, for the
+// provider to retry.
+func (p *pipeline) sendInterrupted(pending <-chan delivery, at int, interrupt func()) (map[string]bool, []delivery) {
+	var (
+		mu    sync.Mutex
+		acked = map[string]bool{}
+		retry []delivery
+		once  sync.Once
+		wg    sync.WaitGroup
+	)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for d := range pending {
+				s, _ := p.send(d)
+				mu.Lock()
+				if s == 200 {
+					acked[d.id] = true
+				} else {
+					retry = append(retry, d)
+				}
+				now := len(acked) == at
+				mu.Unlock()
+				if now {
+					once.Do(interrupt)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return acked, retry
+}
+
 // burstBeforeCrash seeds sku with 1000 units, starts the pipeline and gets
 // the first third of n paid orders of sku accepted: the state a crash test
 // breaks. It returns all n deliveries.
@@ -493,34 +530,8 @@ func TestSignedWebhooksLandExactlyAndReplayChangesNothing(t *testing.T) {
 func TestSIGKILLMidBurstLosesNothing(t *testing.T) {
 	p := newPipeline(t)
 	const n = 300
-	pending := p.queuedBurst("K", n)
-
-	var mu sync.Mutex
-	var retry []delivery
-	accepted := 0
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for d := range pending {
-				s, _ := p.send(d)
-				mu.Lock()
-				if s == 200 {
-					accepted++
-				} else {
-					retry = append(retry, d)
-				}
-				killNow := accepted == n/3
-				mu.Unlock()
-				if killNow {
-					p.kill()
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	t.Logf("before the kill %d acknowledged; %d to retry", accepted, len(retry))
+	acked, retry := p.sendInterrupted(p.queuedBurst("K", n), n/3, p.kill)
+	t.Logf("before the kill %d acknowledged; %d to retry", len(acked), len(retry))
 	if len(retry) == 0 {
 		t.Fatal("the kill came too late to test anything")
 	}
@@ -577,41 +588,13 @@ func TestClickHouseMissingDoesNotStopIngest(t *testing.T) {
 func TestSIGTERMUnderLoadKeepsEveryAcknowledgedDelivery(t *testing.T) {
 	p := newPipeline(t)
 	const n = 300
-	pending := p.queuedBurst("T", n)
-	var (
-		mu        sync.Mutex
-		acked     = map[string]bool{}
-		retry     []delivery
-		terminate sync.Once
-	)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for d := range pending {
-				s, _ := p.send(d)
-				mu.Lock()
-				if s == 200 {
-					acked[d.id] = true
-				} else {
-					retry = append(retry, d)
-				}
-				now := len(acked) == n/3
-				mu.Unlock()
-				if now {
-					// Not p.stop(): it waits for the exit, and the senders
-					// must go on sending while shopstream shuts down.
-					terminate.Do(func() {
-						p.mu.Lock()
-						defer p.mu.Unlock()
-						_ = p.cmd.Process.Signal(syscall.SIGTERM)
-					})
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	// Not p.stop(): it waits for the exit, and the senders must go on
+	// sending while shopstream shuts down.
+	acked, retry := p.sendInterrupted(p.queuedBurst("T", n), n/3, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	})
 	select {
 	case <-p.exited:
 	case <-time.After(30 * time.Second):
