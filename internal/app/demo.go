@@ -4,12 +4,11 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"time"
 
-	"github.com/shopstream/shopstream/ingest/providers/providertest"
+	"github.com/shopstream/shopstream/ingest/providers"
 	"github.com/shopstream/shopstream/internal/demo"
 	"github.com/shopstream/shopstream/schemas/avro"
 	"github.com/shopstream/shopstream/stock"
@@ -23,15 +22,20 @@ func (o *operator) demo(ctx context.Context, base *settings, _ []string, out io.
 	runID := time.Now().UTC().Format("20060102_150405")
 	s := *base
 	s.prefix = "demo_" + runID + "_"
-	key := make([]byte, 24)
-	_, _ = crand.Read(key)
-	// Each provider's secret as that provider issues them.
-	shopify, stripe, webflow := randomSecret(), "whsec_"+randomSecret(), randomSecret()
 	p := &o.pipe
+	// A secret of the run for every provider; "whsec_<base64>" is one that
+	// each accepts (Standard Webhooks and Stripe want the prefix, Shopify
+	// and Webflow take any string).
+	secrets := map[string]string{}
+	p.ingest.Providers.Secrets = map[string][]string{}
+	for _, name := range providers.Names() {
+		b := make([]byte, 24)
+		_, _ = crand.Read(b)
+		secrets[name] = "whsec_" + base64.StdEncoding.EncodeToString(b)
+		p.ingest.Providers.Secrets[name] = []string{secrets[name]}
+	}
 	p.sink.Server.Schema.DB = "shopstream_demo_" + runID
 	p.ingest.Listen = "127.0.0.1:0"
-	p.ingest.Providers.Secrets = map[string][]string{"standardwebhooks": {"whsec_" + base64.StdEncoding.EncodeToString(key)},
-		"shopify": {shopify}, "stripe": {stripe}, "webflow": {webflow}}
 	ready := make(chan string, 1)
 	p.ingest.Ready = func(addr string) { ready <- addr }
 	o.clickhouse = p.sink.Server
@@ -67,17 +71,9 @@ func (o *operator) demo(ctx context.Context, base *settings, _ []string, out io.
 	}
 	return demo.Run(ctx, o.demoCfg, demo.Pipeline{
 		RunID: runID, URL: "http://" + addr + "/webhooks",
-		Signers: map[string]providertest.Signer{"standardwebhooks": providertest.StandardWebhooks{Key: key},
-			"shopify": providertest.Shopify{Secret: shopify}, "stripe": providertest.Stripe{Secrets: []string{stripe}},
-			"webflow": providertest.Webflow{Secret: []byte(webflow)}},
-		Seed:  func(ctx context.Context, d ...avro.InventoryDelta) error { return produceDeltas(ctx, &s, d...) },
-		Stock: stock.NewStore(rdb, stock.StoreConfig{Prefix: s.prefix}), ClickHouse: conn, DB: o.clickhouse.Schema.DB,
+		Secrets: secrets,
+		Seed:    func(ctx context.Context, d ...avro.InventoryDelta) error { return produceDeltas(ctx, &s, d...) },
+		Stock:   stock.NewStore(rdb, stock.StoreConfig{Prefix: s.prefix}), ClickHouse: conn, DB: o.clickhouse.Schema.DB,
 		Stopped: stopped,
 	}, out)
-}
-
-func randomSecret() string {
-	b := make([]byte, 24)
-	_, _ = crand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -8,6 +8,7 @@ package demo
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -60,8 +61,8 @@ type Pipeline struct {
 	RunID string
 	// URL is where webhooks go: URL/<provider>.
 	URL string
-	// Signers sign as each provider does, with the secret the pipeline has.
-	Signers map[string]providertest.Signer
+	// Secrets are the pipeline's, by provider.
+	Secrets map[string]string
 	// Seed produces stock adjustments to the delta log.
 	Seed func(context.Context, ...avro.InventoryDelta) error
 	// Stock reads Redis.
@@ -99,14 +100,26 @@ func Run(ctx context.Context, cfg Config, p Pipeline, out io.Writer) error {
 	if err := p.Seed(ctx, seeds...); err != nil {
 		return fmt.Errorf("seed stock: %w", err)
 	}
-	orders, paid, cancels, forged := burst(p.RunID, cfg.Orders)
+	// Each provider signs as it does, with the pipeline's secret, and its
+	// forgeries the same way under a secret the pipeline does not have.
+	signers, forged := map[string]providertest.Signer{}, map[string]providertest.Signer{}
+	for name, secret := range p.Secrets {
+		var err error
+		if signers[name], err = providertest.SignerFor(name, secret); err != nil {
+			return err
+		}
+		if forged[name], err = providertest.SignerFor(name, "whsec_"+base64.StdEncoding.EncodeToString([]byte("not the secret"))); err != nil {
+			return err
+		}
+	}
+	orders, paid, cancels, forgeries := burst(p.RunID, cfg.Orders)
 	t := newTally()
 	start := time.Now()
-	send := func(hooks []webhook) { sendAll(ctx, p.URL, p.Signers, hooks, cfg.Concurrency, t) }
+	send := func(hooks []webhook) { sendAll(ctx, p.URL, signers, forged, hooks, cfg.Concurrency, t) }
 	// A storefront's unpaid orders first; the gateway's payments after.
 	send(orders)
 	send(paid)
-	send(forged)
+	send(forgeries)
 	// Providers retry: the same deliveries again, which must change nothing.
 	send(paid[:len(paid)/10])
 	send(cancels)
@@ -234,7 +247,7 @@ func (t *tally) keys() []string {
 // signed as that provider signs (a forged one under another secret), and
 // counts the answers per provider. A delivery answered 2xx "accepted" adds
 // its lines to the movements expected downstream.
-func sendAll(ctx context.Context, url string, signers map[string]providertest.Signer, hooks []webhook, concurrency int, t *tally) {
+func sendAll(ctx context.Context, url string, signers, forged map[string]providertest.Signer, hooks []webhook, concurrency int, t *tally) {
 	work := make(chan webhook)
 	var wg sync.WaitGroup
 	client := &http.Client{Timeout: 30 * time.Second}
@@ -245,7 +258,7 @@ func sendAll(ctx context.Context, url string, signers map[string]providertest.Si
 			for h := range work {
 				s := signers[h.provider]
 				if h.forged {
-					s = forgedSigner(h.provider)
+					s = forged[h.provider]
 				}
 				a, err := providertest.Post(ctx, client, url+"/"+h.provider, s, providertest.Delivery{ID: h.id, Body: h.body})
 				outcome := a.Outcome()
@@ -265,19 +278,6 @@ func sendAll(ctx context.Context, url string, signers map[string]providertest.Si
 	}
 	close(work)
 	wg.Wait()
-}
-
-// forgedSigner signs as provider does, under a secret the pipeline lacks.
-func forgedSigner(provider string) providertest.Signer {
-	switch provider {
-	case "shopify":
-		return providertest.Shopify{Secret: "not the secret"}
-	case "stripe":
-		return providertest.Stripe{Secrets: []string{"whsec_not_the_secret"}}
-	case "webflow":
-		return providertest.Webflow{Secret: []byte("not the secret")}
-	}
-	return providertest.StandardWebhooks{Key: []byte("not the secret")}
 }
 
 // printInventory prints each SKU's stock from Redis beside what ClickHouse's
