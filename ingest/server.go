@@ -263,10 +263,10 @@ func (rateLimited) Is(target error) bool { return target == errRateLimited }
 
 // admit lets a webhook through once it holds one of slots, shared by every
 // provider, and answers 503 (errOverloaded) to one that found none free
-// within wait (at once when wait is 0). Without a bound, a burst beyond what Kafka and the CPU take
-// queues every request until all of them time out; with it, the webhooks
-// admitted keep their latency and the excess is told at once to come back,
-// before its body is read.
+// within wait (at once when wait is 0). Without a bound, a burst beyond
+// what Kafka and the CPU take queues every request until all of them time
+// out; with it, the webhooks admitted keep their latency and the excess is
+// told at once to come back, before its body is read.
 func admit(slots chan struct{}, inFlight prometheus.Gauge, wait, bodyRead time.Duration, reject func(context.Context, error, http.ResponseWriter), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
