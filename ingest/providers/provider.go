@@ -10,6 +10,7 @@ package providers
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	stdjson "encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -53,6 +54,20 @@ type Provider interface {
 	Map(d Delivery, body []byte) (*avro.OrderEvent, error)
 	// SecretHeaders names the headers that must not be stored or logged.
 	SecretHeaders() []string
+}
+
+// decodeJSON decodes body into v with goccy/go-json, four times faster than
+// encoding/json on the edge's hot path, but which panics on some truncated
+// input (the fuzz targets found `{"\`). Then the standard library decodes
+// it instead, so such a body gets encoding/json's answer, an error for a
+// malformed one, never a crash.
+func decodeJSON(body []byte, v any) (err error) {
+	defer func() {
+		if recover() != nil {
+			err = stdjson.Unmarshal(body, v)
+		}
+	}()
+	return json.Unmarshal(body, v)
 }
 
 // jsonError describes why a body did not decode as what, without quoting

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	json "github.com/goccy/go-json"
-
 	"github.com/shopstream/shopstream/schemas/avro"
 )
 
@@ -179,7 +177,7 @@ func (l shopifyRefundLine) restocked(refundRestock *bool) bool {
 // no stock until line-level restocks exist (the reservations work).
 func (p *Shopify) Map(d Delivery, body []byte) (*avro.OrderEvent, error) {
 	var r shopifyResource
-	if err := json.Unmarshal(body, &r); err != nil {
+	if err := decodeJSON(body, &r); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrMalformedPayload, jsonError(err, "a Shopify resource"))
 	}
 	if r.LineItems != nil && r.RefundLineItems == nil {

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	json "github.com/goccy/go-json"
-
 	"github.com/shopstream/shopstream/schemas/avro"
 )
 
@@ -148,7 +146,7 @@ var standardTypes = map[string]string{
 // sender has one, else the event timestamp in milliseconds.
 func (p *StandardWebhooks) Map(d Delivery, body []byte) (*avro.OrderEvent, error) {
 	var pl standardPayload
-	if err := json.Unmarshal(body, &pl); err != nil {
+	if err := decodeJSON(body, &pl); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrMalformedPayload, jsonError(err, "a Standard Webhooks payload"))
 	}
 	if pl.Type == "" {

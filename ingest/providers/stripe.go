@@ -146,7 +146,7 @@ func (p *Stripe) Verify(h http.Header, body []byte, now time.Time) (Delivery, er
 	var ev struct {
 		ID string `json:"id"`
 	}
-	if err := json.Unmarshal(body, &ev); err != nil {
+	if err := decodeJSON(body, &ev); err != nil {
 		return Delivery{}, fmt.Errorf("%w: %s", ErrMalformedPayload, jsonError(err, "a JSON object"))
 	}
 	if ev.ID == "" {
@@ -251,7 +251,7 @@ func stripeSessionPaid(o stripeObject) string {
 // again.
 func (p *Stripe) Map(d Delivery, body []byte) (*avro.OrderEvent, error) {
 	var ev stripeEvent
-	if err := json.Unmarshal(body, &ev); err != nil {
+	if err := decodeJSON(body, &ev); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrMalformedPayload, jsonError(err, "a JSON object"))
 	}
 	if ev.Type == "" {
@@ -263,7 +263,7 @@ func (p *Stripe) Map(d Delivery, body []byte) (*avro.OrderEvent, error) {
 	}
 	var o *stripeObject
 	if len(ev.Data.Object) > 0 {
-		if err := json.Unmarshal(ev.Data.Object, &o); err != nil {
+		if err := decodeJSON(ev.Data.Object, &o); err != nil {
 			return nil, fmt.Errorf("%w: data.object: %s", ErrMalformedPayload, jsonError(err, "a JSON object"))
 		}
 	}

@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"time"
 
-	json "github.com/goccy/go-json"
-
 	"github.com/shopstream/shopstream/schemas/avro"
 )
 
@@ -231,7 +229,7 @@ func webflowChange(b *webflowBody) (typ, at string) {
 // unchanged.
 func webflowDeliveryID(body []byte) string {
 	var b webflowBody
-	if json.Unmarshal(body, &b) == nil && b.Payload.OrderID != "" {
+	if decodeJSON(body, &b) == nil && b.Payload.OrderID != "" {
 		if _, at := webflowChange(&b); at != "" {
 			if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
 				return b.TriggerType + ":" + b.Payload.OrderID + ":" + b.Payload.Status + ":" + strconv.FormatInt(t.UnixMilli(), 10)
@@ -251,7 +249,7 @@ func webflowDeliveryID(body []byte) string {
 // stock is kept per SKU, so it has none to move.
 func (p *Webflow) Map(d Delivery, body []byte) (*avro.OrderEvent, error) {
 	var b webflowBody
-	if err := json.Unmarshal(body, &b); err != nil {
+	if err := decodeJSON(body, &b); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrMalformedPayload, jsonError(err, "a Webflow webhook"))
 	}
 	if b.TriggerType == "" {
