@@ -33,7 +33,8 @@ import (
 var files embed.FS
 
 // Order in which the schema files are parsed: a later file may name a type
-// that an earlier one defines (movements reuse DeltaKind).
+// that an earlier one defines (movements reuse DeltaKind; a receipt carries an
+// OrderEvent and a StockSnapshot).
 var schemaFiles = []struct {
 	file   string
 	goType reflect.Type
@@ -41,6 +42,7 @@ var schemaFiles = []struct {
 	{"order_event.avsc", reflect.TypeOf(OrderEvent{})},
 	{"inventory_delta.avsc", reflect.TypeOf(InventoryDelta{})},
 	{"inventory_movement.avsc", reflect.TypeOf(InventoryMovement{})},
+	{"stock_snapshot.avsc", reflect.TypeOf(StockSnapshot{})},
 	{"webhook_receipt.avsc", reflect.TypeOf(WebhookReceipt{})},
 }
 

@@ -38,6 +38,7 @@ type OrderEvent struct {
 	Currency      string     `avro:"currency"`
 	Lines         []LineItem `avro:"lines"`
 	CorrelationID string     `avro:"correlation_id"`
+	CustomerHash  string     `avro:"customer_hash"`
 }
 
 // LineItem is one line of an OrderEvent.
@@ -85,4 +86,19 @@ type WebhookReceipt struct {
 	Body       []byte            `avro:"body"`
 	// Event is nil for a delivery kept only as a receipt.
 	Event *OrderEvent `avro:"event"`
+	// Stock is nil for a delivery that is not an inventory webhook.
+	Stock *StockSnapshot `avro:"stock"`
+}
+
+// StockSnapshot is stock_snapshot.avsc.
+type StockSnapshot struct {
+	SnapshotID    string    `avro:"snapshot_id"`
+	Source        string    `avro:"source"`
+	SKU           string    `avro:"sku"`
+	ItemID        string    `avro:"item_id"`
+	LocationID    string    `avro:"location_id"`
+	Available     int64     `avro:"available"`
+	ObservedAt    time.Time `avro:"observed_at"`
+	ReceivedAt    time.Time `avro:"received_at"`
+	CorrelationID string    `avro:"correlation_id"`
 }
