@@ -61,6 +61,10 @@ type Config struct {
 	RateLimit int
 	RateBurst int
 
+	// CustomerKey keys the customer hash of order events
+	// (HandlerConfig.CustomerKey). Default "": no customer hash.
+	CustomerKey string
+
 	// Sources are the providers' allow-lists (-<name>-allow) and the
 	// trusted proxies (-trusted-proxies). Default: every address.
 	Sources Sources
@@ -89,6 +93,8 @@ func (c *Config) RegisterFlags(fs *conf.FlagSet) {
 	fs.Int(&c.RateLimit, "rate-limit", 0, "webhooks a second each provider may send; more get 429 with Retry-After (0: no limit)", "SHOPSTREAM_RATE_LIMIT")
 	fs.Int(&c.RateBurst, "rate-burst", 0, "burst above -rate-limit a provider may send at once (0: a second's worth)", "SHOPSTREAM_RATE_BURST")
 	fs.Int(&c.RecentDeliveries, "recent-deliveries", DefaultRecentDeliveries, "accepted delivery ids remembered in memory to answer a retry \"duplicate\"", "SHOPSTREAM_RECENT_DELIVERIES")
+	fs.String(&c.CustomerKey, "customer-hash-key", "", "key of the hash that names an order's customer for analysts, the same on every instance; empty: none",
+		"SHOPSTREAM_CUSTOMER_HASH_KEY")
 	c.Providers.RegisterFlags(fs)
 	c.Sources.Allow = map[string][]netip.Prefix{}
 	for _, name := range providers.Names() {
@@ -176,6 +182,9 @@ func Run(ctx context.Context, cfg Config) error {
 	hc := HandlerConfig{Providers: enabled, Producer: prod, Topics: cfg.Topics, MaxBodyBytes: cfg.MaxBodyBytes,
 		MaxInFlight: cfg.MaxInFlight, QueueWait: cfg.QueueWait, Dedup: NewRecentDeliveries(cfg.RecentDeliveries),
 		RateLimit: float64(cfg.RateLimit), RateBurst: cfg.RateBurst, Ready: ready.Load, Metrics: cfg.Metrics, Sources: cfg.Sources, Logger: log}
+	if cfg.CustomerKey != "" {
+		hc.CustomerKey = []byte(cfg.CustomerKey)
+	}
 	if cfg.Redis != nil {
 		pauses := NewPauses(cfg.Redis, cfg.Prefix, log)
 		// Read once before the listener opens, so that a restart keeps a

@@ -34,7 +34,7 @@ func BenchmarkMap(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if e, err := p.Map(Delivery{ID: "msg_1"}, body); err != nil || e == nil {
+		if e, err := orderOf(p.Map(Delivery{ID: "msg_1"}, body)); err != nil || e == nil {
 			b.Fatal(err)
 		}
 	}

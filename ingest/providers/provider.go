@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -49,11 +50,41 @@ type Provider interface {
 	Name() string
 	// Verify checks the delivery's signature and timestamp against now.
 	Verify(h http.Header, body []byte, now time.Time) (Delivery, error)
-	// Map turns a verified body into a canonical order event, or nil when
-	// the event is of a kind shopstream keeps only as a receipt.
-	Map(d Delivery, body []byte) (*avro.OrderEvent, error)
+	// Map says what a verified body means: an order event, a stock
+	// snapshot, or neither for a kind shopstream keeps only as a receipt.
+	Map(d Delivery, body []byte) (Mapped, error)
 	// SecretHeaders names the headers that must not be stored or logged.
 	SecretHeaders() []string
+}
+
+// Mapped is what a verified delivery means to shopstream; its Order and
+// Stock are both nil for a kind kept only as a receipt.
+type Mapped struct {
+	// Order is an order webhook as a canonical order event.
+	Order *avro.OrderEvent
+	// Stock is an inventory webhook as a stock snapshot. Its SKU is empty
+	// when the provider names only its own item id: the deliveries stage
+	// names it from the catalog.
+	Stock *avro.StockSnapshot
+	// Customer names the order's customer for the edge to hash into
+	// Order.CustomerHash (customerRef): personal data, which goes nowhere
+	// else, neither into an event nor into a log. Empty when the payload
+	// names nobody.
+	Customer string
+}
+
+// customerRef names a customer by what identifies them best: their email,
+// trimmed and lower-cased, which is the same person across providers (an
+// order on Shopify paid through Stripe); else the provider's own customer
+// id, which is stable within that provider. "" when there is neither.
+func customerRef(provider, email, id string) string {
+	if e := strings.ToLower(strings.TrimSpace(email)); e != "" {
+		return "email:" + e
+	}
+	if id = strings.TrimSpace(id); id != "" {
+		return provider + ":" + id
+	}
+	return ""
 }
 
 // decodeJSON decodes body into v with goccy/go-json, four times faster than

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/shopstream/shopstream/internal/conf"
+	"github.com/shopstream/shopstream/schemas/avro"
 )
 
 func TestRegistryEnablesProvidersByTheirSecrets(t *testing.T) {
@@ -104,3 +105,6 @@ func TestTruncatedJSONIsMalformed(t *testing.T) {
 		}
 	}
 }
+
+// orderOf is Map's order event, for the tests of order mapping.
+func orderOf(m Mapped, err error) (*avro.OrderEvent, error) { return m.Order, err }

@@ -110,10 +110,12 @@ func (p *Shopify) Verify(h http.Header, body []byte, _ time.Time) (Delivery, err
 }
 
 // shopifyResource is the part of the REST resources Shopify delivers that
-// Map reads: an Order (orders/*), a Refund (refunds/create), or another
-// resource (an InventoryLevel, ...). Personal data (customer, email,
-// addresses, phone) is never decoded, so it cannot reach an event. Ids are
-// int64: they exceed 2^53, which a float64 would round.
+// Map reads: an Order (orders/*), a Refund (refunds/create), an
+// InventoryLevel (inventory_levels/update), or another resource. Of the
+// customer, only the order's email and the customer's id are decoded, and
+// only to be hashed at the edge; names, addresses and phone numbers never
+// are, so they cannot reach an event. Ids are int64: they exceed 2^53,
+// which a float64 would round.
 type shopifyResource struct {
 	ID                int64               `json:"id"`
 	UpdatedAt         string              `json:"updated_at"`
@@ -124,6 +126,13 @@ type shopifyResource struct {
 	LineItems         []shopifyLine       `json:"line_items"`
 	Refunds           []shopifyRefund     `json:"refunds"`
 	RefundLineItems   []shopifyRefundLine `json:"refund_line_items"`
+	Email             string              `json:"email"`
+	Customer          *struct {
+		ID int64 `json:"id"`
+	} `json:"customer"`
+	InventoryItemID int64  `json:"inventory_item_id"`
+	LocationID      int64  `json:"location_id"`
+	Available       *int64 `json:"available"`
 }
 
 type shopifyLine struct {
@@ -156,8 +165,9 @@ func (l shopifyRefundLine) restocked(refundRestock *bool) bool {
 
 // Map implements Provider. Map sees the body only, not X-Shopify-Topic, so
 // the resource's shape says what it is: refund_line_items and order_id make
-// a Refund, line_items an Order, and anything else (an InventoryLevel, a
-// topic shopstream does not subscribe to) is kept as a receipt only.
+// a Refund, line_items an Order, inventory_item_id an InventoryLevel, and
+// anything else (a topic shopstream does not subscribe to) is kept as a
+// receipt only.
 //
 // An order maps by its state at updated_at, whichever orders/* topic
 // delivered it: cancelled (cancelled_at set); refunded when a refund of it
@@ -175,15 +185,27 @@ func (l shopifyRefundLine) restocked(refundRestock *bool) bool {
 // with it carries the order and its refunds, and maps to REFUNDED when
 // every line with a SKU went back to stock in full. A partial restock moves
 // no stock until line-level restocks exist (the reservations work).
-func (p *Shopify) Map(d Delivery, body []byte) (*avro.OrderEvent, error) {
+func (p *Shopify) Map(d Delivery, body []byte) (Mapped, error) {
 	var r shopifyResource
 	if err := decodeJSON(body, &r); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrMalformedPayload, jsonError(err, "a Shopify resource"))
+		return Mapped{}, fmt.Errorf("%w: %s", ErrMalformedPayload, jsonError(err, "a Shopify resource"))
 	}
-	if r.LineItems != nil && r.RefundLineItems == nil {
-		return p.mapOrder(d, &r)
+	switch {
+	case r.LineItems != nil && r.RefundLineItems == nil:
+		e, err := p.mapOrder(d, &r)
+		if err != nil {
+			return Mapped{}, err
+		}
+		var customer string
+		if r.Customer != nil && r.Customer.ID > 0 {
+			customer = strconv.FormatInt(r.Customer.ID, 10)
+		}
+		return Mapped{Order: e, Customer: customerRef(p.Name(), r.Email, customer)}, nil
+	case r.InventoryItemID != 0 && r.LineItems == nil:
+		s, err := p.mapLevel(d, &r)
+		return Mapped{Stock: s}, err
 	}
-	return nil, nil
+	return Mapped{}, nil
 }
 
 func (p *Shopify) mapOrder(d Delivery, o *shopifyResource) (*avro.OrderEvent, error) {
@@ -201,6 +223,34 @@ func (p *Shopify) mapOrder(d Delivery, o *shopifyResource) (*avro.OrderEvent, er
 		}
 	}
 	return e.OrderEvent, nil
+}
+
+// mapLevel maps an InventoryLevel: what one location can still sell of one
+// inventory item, at Shopify's own change time. An InventoryLevel names
+// the item, not its SKU, which lives on the item's variant; the catalog
+// gives it in the deliveries stage. A level whose available is null (the
+// item's quantity is no longer tracked there) says nothing about stock and
+// is kept as a receipt. available may be negative: Shopify lets a location
+// oversell when the shop continues selling out of stock.
+func (p *Shopify) mapLevel(d Delivery, l *shopifyResource) (*avro.StockSnapshot, error) {
+	if l.InventoryItemID < 0 || l.LocationID <= 0 {
+		return nil, fmt.Errorf("%w: an inventory level needs an inventory_item_id and a location_id", ErrMalformedPayload)
+	}
+	if l.Available == nil {
+		return nil, nil
+	}
+	at, err := time.Parse(time.RFC3339Nano, l.UpdatedAt)
+	if err != nil {
+		return nil, fmt.Errorf("%w: updated_at is not RFC 3339", ErrMalformedPayload)
+	}
+	return &avro.StockSnapshot{
+		SnapshotID: d.ID,
+		Source:     p.Name(),
+		ItemID:     strconv.FormatInt(l.InventoryItemID, 10),
+		LocationID: strconv.FormatInt(l.LocationID, 10),
+		Available:  *l.Available,
+		ObservedAt: at.UTC().Truncate(time.Millisecond),
+	}, nil
 }
 
 func shopifyOrderType(o *shopifyResource) string {

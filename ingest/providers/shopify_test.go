@@ -159,7 +159,7 @@ func TestShopifyMapOrders(t *testing.T) {
 			// JSON keeps the last of a repeated key: the fixture's empty
 			// refunds would hide the state's.
 			body := strings.Replace(shopifyOrderBody(tt.state), `"refunds":[]}`, `"x":0}`, 1)
-			e, err := p.Map(d, []byte(body))
+			e, err := orderOf(p.Map(d, []byte(body)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -205,7 +205,7 @@ func TestShopifyRefundsAndOtherResourcesAreReceipts(t *testing.T) {
 		"an inventory level":      `{"inventory_item_id":271878346596884015,"location_id":24826418,"available":7,"updated_at":"2026-11-24T11:00:00-05:00"}`,
 		"another resource (null)": `null`,
 	} {
-		if e, err := p.Map(Delivery{ID: "r1"}, []byte(body)); err != nil || e != nil {
+		if e, err := orderOf(p.Map(Delivery{ID: "r1"}, []byte(body))); err != nil || e != nil {
 			t.Errorf("%s: %+v, %v; want a receipt only", name, e, err)
 		}
 	}
@@ -230,7 +230,7 @@ func TestShopifyMapRefusesMalformedPayloads(t *testing.T) {
 		"price in exponent":     strings.Replace(order, `"price":"19.99"`, `"price":"1e3"`, 1),
 		"empty price":           strings.Replace(order, `"price":"19.99"`, `"price":""`, 1),
 	} {
-		_, err := p.Map(Delivery{ID: "x"}, []byte(body))
+		_, err := orderOf(p.Map(Delivery{ID: "x"}, []byte(body)))
 		if !errors.Is(err, ErrMalformedPayload) {
 			t.Errorf("%s: err %v, want ErrMalformedPayload", name, err)
 			continue
@@ -278,6 +278,7 @@ func FuzzShopify(f *testing.F) {
 	f.Add(shopifyVecSig, "", "id", "2026-11-24T10:00:00Z", []byte(shopifyVecBody))
 	f.Add("", shopifyVecOldSig, "id", "", []byte(shopifyOrderBody(`"financial_status":"paid"`)))
 	f.Add("x", "", "", "", []byte(shopifyRefundBody(`"restock":true`)))
+	f.Add("x", "", "", "", []byte(`{"inventory_item_id":271878346596884015,"location_id":24826418,"available":6,"updated_at":"2021-12-31T19:00:00-05:00"}`))
 	f.Fuzz(func(t *testing.T, sig, plainSig, id, triggeredAt string, body []byte) {
 		h := shopifyHeaders("X-Shopify-", sig, id, triggeredAt)
 		if plainSig != "" {
@@ -287,10 +288,14 @@ func FuzzShopify(f *testing.F) {
 		if err == nil && (string(body) != shopifyVecBody || d.ID != id) {
 			t.Fatalf("verified a delivery that is not the vector: %q", body)
 		}
-		e, err := p.Map(Delivery{ID: "x"}, body)
+		m, err := p.Map(Delivery{ID: "x"}, body)
 		if err != nil && !errors.Is(err, ErrMalformedPayload) {
 			t.Fatalf("unclassified error %v", err)
 		}
+		if s := m.Stock; s != nil && (m.Order != nil || s.SnapshotID != "x" || s.ItemID == "" || s.LocationID == "" || s.ObservedAt.IsZero()) {
+			t.Fatalf("mapped an invalid snapshot %+v", m)
+		}
+		e := m.Order
 		if e == nil {
 			return
 		}

@@ -122,10 +122,14 @@ type standardPayload struct {
 	Type      string `json:"type"`
 	Timestamp string `json:"timestamp"`
 	Data      struct {
-		OrderID   string `json:"order_id"`
-		Version   int64  `json:"version"`
-		Currency  string `json:"currency"`
-		LineItems []struct {
+		OrderID  string `json:"order_id"`
+		Version  int64  `json:"version"`
+		Currency string `json:"currency"`
+		// The customer, by email or by the sender's own id, decoded only
+		// to be hashed at the edge.
+		CustomerEmail string `json:"customer_email"`
+		CustomerID    string `json:"customer_id"`
+		LineItems     []struct {
 			ID             string `json:"id"`
 			SKU            string `json:"sku"`
 			Quantity       int64  `json:"quantity"`
@@ -144,9 +148,17 @@ var standardTypes = map[string]string{
 
 // Map implements Provider. The order's version is data.version when the
 // sender has one, else the event timestamp in milliseconds.
-func (p *StandardWebhooks) Map(d Delivery, body []byte) (*avro.OrderEvent, error) {
+func (p *StandardWebhooks) Map(d Delivery, body []byte) (Mapped, error) {
 	var pl standardPayload
-	if err := decodeJSON(body, &pl); err != nil {
+	e, err := p.mapEvent(d, body, &pl)
+	if err != nil || e == nil {
+		return Mapped{}, err
+	}
+	return Mapped{Order: e, Customer: customerRef(p.Name(), pl.Data.CustomerEmail, pl.Data.CustomerID)}, nil
+}
+
+func (p *StandardWebhooks) mapEvent(d Delivery, body []byte, pl *standardPayload) (*avro.OrderEvent, error) {
+	if err := decodeJSON(body, pl); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrMalformedPayload, jsonError(err, "a Standard Webhooks payload"))
 	}
 	if pl.Type == "" {

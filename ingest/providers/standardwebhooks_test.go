@@ -103,7 +103,7 @@ func TestMap(t *testing.T) {
 	d := Delivery{ID: "msg_1"}
 	const paid = `{"type":"order.paid","timestamp":"2026-11-24T10:00:00.123456Z","data":{"order_id":"o-1","currency":"EUR",
 		"line_items":[{"id":"l1","sku":"SKU-A","quantity":2,"unit_price_minor":1999},{"sku":"SKU-B","quantity":1}]}}`
-	e, err := p.Map(d, []byte(paid))
+	e, err := orderOf(p.Map(d, []byte(paid)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,11 +115,11 @@ func TestMap(t *testing.T) {
 		e.Lines[1] != (avro.LineItem{LineID: "2", SKU: "SKU-B", Quantity: 1}) {
 		t.Fatalf("mapped %+v", e)
 	}
-	versioned, err := p.Map(d, []byte(`{"type":"order.cancelled","timestamp":"2026-11-24T10:00:00Z","data":{"order_id":"o","version":42}}`))
+	versioned, err := orderOf(p.Map(d, []byte(`{"type":"order.cancelled","timestamp":"2026-11-24T10:00:00Z","data":{"order_id":"o","version":42}}`)))
 	if err != nil || versioned.Version != 42 || versioned.Type != avro.OrderCancelled {
 		t.Fatalf("versioned: %+v %v", versioned, err)
 	}
-	if e, err := p.Map(d, []byte(`{"type":"customer.created","timestamp":"2026-11-24T10:00:00Z","data":{}}`)); e != nil || err != nil {
+	if e, err := orderOf(p.Map(d, []byte(`{"type":"customer.created","timestamp":"2026-11-24T10:00:00Z","data":{}}`))); e != nil || err != nil {
 		t.Fatalf("a non-order event maps to %v, %v; want nil, nil", e, err)
 	}
 	for name, body := range map[string]string{
@@ -131,7 +131,7 @@ func TestMap(t *testing.T) {
 		"negative quantity": `{"type":"order.paid","timestamp":"2026-11-24T10:00:00Z","data":{"order_id":"o","line_items":[{"sku":"S","quantity":-1}]}}`,
 		"quantity as text":  `{"type":"order.paid","timestamp":"2026-11-24T10:00:00Z","data":{"order_id":"o","line_items":[{"sku":"S","quantity":"1"}]}}`,
 	} {
-		if _, err := p.Map(d, []byte(body)); !errors.Is(err, ErrMalformedPayload) {
+		if _, err := orderOf(p.Map(d, []byte(body))); !errors.Is(err, ErrMalformedPayload) {
 			t.Errorf("%s: err %v, want ErrMalformedPayload", name, err)
 		}
 	}
@@ -146,7 +146,7 @@ func FuzzStandardWebhooks(f *testing.F) {
 		if err == nil && (id != vecID || string(body) != vecBody) {
 			t.Fatalf("verified a delivery that is not the vector: %q %q", id, body)
 		}
-		e, err := p.Map(Delivery{ID: "x"}, body)
+		e, err := orderOf(p.Map(Delivery{ID: "x"}, body))
 		if err != nil && !errors.Is(err, ErrMalformedPayload) {
 			t.Fatalf("unclassified error %v", err)
 		}

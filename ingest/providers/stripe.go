@@ -180,15 +180,66 @@ type stripeEvent struct {
 }
 
 // stripeObject is the part of a PaymentIntent, Checkout Session or Charge
-// that Map reads: fields that are the same in every API version. Billing
-// details, emails, names and card data are never decoded, so they cannot
-// reach an OrderEvent.
+// that Map reads: fields that are the same in every API version. Of the
+// customer, only the emails and the customer id are decoded, and only to be
+// hashed at the edge; names, addresses and card data never are, so they
+// cannot reach an OrderEvent.
 type stripeObject struct {
 	Currency          string            `json:"currency"`
 	Metadata          map[string]string `json:"metadata"`
 	ClientReferenceID string            `json:"client_reference_id"`
 	PaymentStatus     string            `json:"payment_status"`
 	Refunded          bool              `json:"refunded"`
+
+	// The customer's email is in one of these, by object: a session's
+	// customer_details (or customer_email, which prefilled it), a
+	// PaymentIntent's or Charge's receipt_email, a Charge's
+	// billing_details.
+	CustomerDetails *stripeEmail `json:"customer_details"`
+	CustomerEmail   string       `json:"customer_email"`
+	ReceiptEmail    string       `json:"receipt_email"`
+	BillingDetails  *stripeEmail `json:"billing_details"`
+	// Customer is the customer's id ("cus_..."), or the Customer object
+	// when the endpoint expands it.
+	Customer stripeCustomer `json:"customer"`
+}
+
+type stripeEmail struct {
+	Email string `json:"email"`
+}
+
+type stripeCustomer string
+
+func (c *stripeCustomer) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '{' {
+		var o struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(b, &o); err != nil {
+			return err
+		}
+		*c = stripeCustomer(o.ID)
+		return nil
+	}
+	var id *string
+	if err := json.Unmarshal(b, &id); err != nil {
+		return err
+	}
+	if id != nil {
+		*c = stripeCustomer(*id)
+	}
+	return nil
+}
+
+// customer names the object's customer for customerRef.
+func (o *stripeObject) customer() string {
+	email := o.ReceiptEmail
+	for _, e := range []*stripeEmail{o.CustomerDetails, o.BillingDetails, {Email: o.CustomerEmail}} {
+		if email == "" && e != nil {
+			email = e.Email
+		}
+	}
+	return customerRef("stripe", email, string(o.Customer))
 }
 
 // stripeTypes are the Stripe events that may map, each to its order event
@@ -249,29 +300,37 @@ func stripeSessionPaid(o stripeObject) string {
 // order (PAID before REFUNDED); two PAIDs of one payment (the session's and
 // its PaymentIntent's) are the same fact, and the second sells nothing
 // again.
-func (p *Stripe) Map(d Delivery, body []byte) (*avro.OrderEvent, error) {
+func (p *Stripe) Map(d Delivery, body []byte) (Mapped, error) {
+	e, o, err := p.mapEvent(d, body)
+	if err != nil || e == nil {
+		return Mapped{}, err
+	}
+	return Mapped{Order: e, Customer: o.customer()}, nil
+}
+
+func (p *Stripe) mapEvent(d Delivery, body []byte) (*avro.OrderEvent, *stripeObject, error) {
 	var ev stripeEvent
 	if err := decodeJSON(body, &ev); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrMalformedPayload, jsonError(err, "a JSON object"))
+		return nil, nil, fmt.Errorf("%w: %s", ErrMalformedPayload, jsonError(err, "a JSON object"))
 	}
 	if ev.Type == "" {
-		return nil, fmt.Errorf("%w: the event has no type", ErrMalformedPayload)
+		return nil, nil, fmt.Errorf("%w: the event has no type", ErrMalformedPayload)
 	}
 	typeOf, ok := stripeTypes[ev.Type]
 	if !ok {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var o *stripeObject
 	if len(ev.Data.Object) > 0 {
 		if err := decodeJSON(ev.Data.Object, &o); err != nil {
-			return nil, fmt.Errorf("%w: data.object: %s", ErrMalformedPayload, jsonError(err, "a JSON object"))
+			return nil, nil, fmt.Errorf("%w: data.object: %s", ErrMalformedPayload, jsonError(err, "a JSON object"))
 		}
 	}
 	if o == nil {
-		return nil, fmt.Errorf("%w: %s has no data.object", ErrMalformedPayload, ev.Type)
+		return nil, nil, fmt.Errorf("%w: %s has no data.object", ErrMalformedPayload, ev.Type)
 	}
 	if ev.Created <= 0 {
-		return nil, fmt.Errorf("%w: the event has no created time", ErrMalformedPayload)
+		return nil, nil, fmt.Errorf("%w: the event has no created time", ErrMalformedPayload)
 	}
 	typ := typeOf(*o)
 	order := o.Metadata["order_id"]
@@ -279,7 +338,7 @@ func (p *Stripe) Map(d Delivery, body []byte) (*avro.OrderEvent, error) {
 		order = o.ClientReferenceID
 	}
 	if typ == "" || order == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	at := time.Unix(ev.Created, 0).UTC()
 	return &avro.OrderEvent{
@@ -290,5 +349,5 @@ func (p *Stripe) Map(d Delivery, body []byte) (*avro.OrderEvent, error) {
 		Version:    at.UnixMilli(),
 		OccurredAt: at,
 		Currency:   strings.ToUpper(o.Currency),
-	}, nil
+	}, o, nil
 }

@@ -293,7 +293,7 @@ func TestStripeMap(t *testing.T) {
 		{"another kind, another shape", "customer.created", `{"id": "cus_1", "object": "customer", "metadata": [], "currency": 3}`, "", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			e, err := p.Map(d, []byte(stripeEvent("evt_1", tt.typ, at, tt.object)))
+			e, err := orderOf(p.Map(d, []byte(stripeEvent("evt_1", tt.typ, at, tt.object))))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -325,7 +325,7 @@ func TestStripeMap(t *testing.T) {
 		"created as text":           `{"id":"evt_1","type":"payment_intent.succeeded","created":"1764583205","data":{"object":{}}}`,
 		"the event is not a object": `[]`,
 	} {
-		_, err := p.Map(d, []byte(body))
+		_, err := orderOf(p.Map(d, []byte(body)))
 		if !errors.Is(err, providers.ErrMalformedPayload) {
 			t.Errorf("%s: err %v, want ErrMalformedPayload", name, err)
 		} else if strings.Contains(err.Error(), "1001") || strings.Contains(err.Error(), "1764583205") {
@@ -340,11 +340,11 @@ func TestStripeMap(t *testing.T) {
 // refunded and the stock where it began.
 func TestStripeEventsOfOneSecondOrderByRank(t *testing.T) {
 	p := newStripe(t, providers.StripeConfig{Secrets: []string{stripeSecret}})
-	paid, err := p.Map(providers.Delivery{ID: "evt_paid"}, []byte(stripeEvent("evt_paid", "payment_intent.succeeded", stripeAt, piSucceeded)))
+	paid, err := orderOf(p.Map(providers.Delivery{ID: "evt_paid"}, []byte(stripeEvent("evt_paid", "payment_intent.succeeded", stripeAt, piSucceeded))))
 	if err != nil {
 		t.Fatal(err)
 	}
-	refunded, err := p.Map(providers.Delivery{ID: "evt_refund"}, []byte(stripeEvent("evt_refund", "charge.refunded", stripeAt, chargeRefunded)))
+	refunded, err := orderOf(p.Map(providers.Delivery{ID: "evt_refund"}, []byte(stripeEvent("evt_refund", "charge.refunded", stripeAt, chargeRefunded))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +388,7 @@ func FuzzStripe(f *testing.F) {
 		if err == nil && d.ID != "evt_1" {
 			t.Fatalf("delivery id %q", d.ID)
 		}
-		e, err := p.Map(providers.Delivery{ID: "x"}, b)
+		e, err := orderOf(p.Map(providers.Delivery{ID: "x"}, b))
 		if err != nil && !errors.Is(err, providers.ErrMalformedPayload) {
 			t.Fatalf("unclassified error %v", err)
 		}
@@ -397,3 +397,6 @@ func FuzzStripe(f *testing.F) {
 		}
 	})
 }
+
+// orderOf is Map's order event, for the tests of order mapping.
+func orderOf(m providers.Mapped, err error) (*avro.OrderEvent, error) { return m.Order, err }

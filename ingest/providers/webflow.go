@@ -110,21 +110,32 @@ func (p *Webflow) Verify(h http.Header, body []byte, now time.Time) (Delivery, e
 		if hmac.Equal(got, webflowMAC(secret, ts, body)) {
 			// Parsing only now is safe: these are Webflow's own bytes,
 			// and nothing parsed decides whether they are.
-			return Delivery{ID: webflowDeliveryID(body), SignedAt: signedAt}, nil
+			return Delivery{ID: webflowDeliveryID(body, ts), SignedAt: signedAt}, nil
 		}
 	}
 	return Delivery{}, ErrInvalidSignature
 }
 
-// webflowBody is a Webflow webhook with the fields of a v2 Data API Order
-// that shopstream reads. The customer's name, email and addresses are
-// deliberately not among them: nothing personal reaches an OrderEvent.
+// webflowBody is a Webflow webhook with the fields of a v2 Data API Order,
+// or of an inventory change, that shopstream reads. Of the customer only
+// the email is decoded, and only to be hashed at the edge; the name and
+// addresses never are, so nothing personal reaches an event.
 type webflowBody struct {
 	TriggerType string       `json:"triggerType"`
 	Payload     webflowOrder `json:"payload"`
 }
 
 type webflowOrder struct {
+	// id (v2) or _id (v1) is the SKU item whose inventory changed, its
+	// quantity what remains when inventoryType is finite.
+	ID            string   `json:"id"`
+	LegacyID      string   `json:"_id"`
+	Quantity      *float64 `json:"quantity"`
+	InventoryType string   `json:"inventoryType"`
+
+	CustomerInfo struct {
+		Email string `json:"email"`
+	} `json:"customerInfo"`
 	OrderID string `json:"orderId"`
 	Status  string `json:"status"`
 	// ISO 8601 times of the order's changes; null until they happen.
@@ -186,8 +197,8 @@ func (a *webflowAmount) UnmarshalJSON(b []byte) error {
 //     receipts: the goods are with the customer, so a lost dispute gives
 //     back money, not stock. pending and statuses Webflow adds later are
 //     receipts too.
-//   - ecomm_inventory_changed and every other trigger are receipts; a later
-//     change turns inventory into a stock snapshot.
+//   - ecomm_inventory_changed is a stock snapshot (mapInventory), and every
+//     other trigger a receipt.
 func webflowChange(b *webflowBody) (typ, at string) {
 	o := &b.Payload
 	switch b.TriggerType {
@@ -213,7 +224,8 @@ func webflowChange(b *webflowBody) (typ, at string) {
 
 // webflowDeliveryID is what identifies a Webflow delivery, which carries no
 // id of its own: "<trigger>:<order id>:<status>:<change time in ms>" for an
-// order's change, else "sha256:<hex of the raw body>".
+// order's change, "ecomm_inventory_changed:<SKU item id>:<quantity>:<signed
+// time in ms>" for an inventory change, else "sha256:<hex of the raw body>".
 //
 // It is stable across retries: a retry resends the same payload, and the
 // order's change time is Webflow's record of when the order changed, not of
@@ -224,12 +236,22 @@ func webflowChange(b *webflowBody) (typ, at string) {
 // trigger. What it does not tell apart are edits that change no status (a
 // comment, a tracking number): they keep the id of the change that set the
 // status, so only the first is kept as a receipt, and none of them moves
-// stock. A payload without an order change (inventory, other triggers, a
+// stock. An inventory change has no time of its own, and its body is the
+// same each time the item comes back to the same quantity (100, 99, 100):
+// named by its bytes, the second 100 would be taken for a retry of the
+// first and dropped, leaving the snapshot at 99. It is named by its
+// quantity and the time Webflow signed it instead, so a retry is a second
+// snapshot of the same quantity, which changes nothing. Any other payload (other triggers, a
 // body that is not JSON) is named by its bytes, which a retry resends
 // unchanged.
-func webflowDeliveryID(body []byte) string {
+func webflowDeliveryID(body []byte, signedMs string) string {
 	var b webflowBody
-	if decodeJSON(body, &b) == nil && b.Payload.OrderID != "" {
+	if decodeJSON(body, &b) == nil && b.TriggerType == webflowInventoryChanged {
+		if id := b.Payload.itemID(); id != "" && b.Payload.Quantity != nil {
+			return webflowInventoryChanged + ":" + id + ":" + strconv.FormatFloat(*b.Payload.Quantity, 'f', -1, 64) + ":" + signedMs
+		}
+	}
+	if b.Payload.OrderID != "" {
 		if _, at := webflowChange(&b); at != "" {
 			if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
 				return b.TriggerType + ":" + b.Payload.OrderID + ":" + b.Payload.Status + ":" + strconv.FormatInt(t.UnixMilli(), 10)
@@ -247,15 +269,64 @@ func webflowDeliveryID(body []byte) string {
 // shift; a variant listed twice is one line with both counts, so its stock
 // moves by the whole quantity. A row without a variantSKU is skipped:
 // stock is kept per SKU, so it has none to move.
-func (p *Webflow) Map(d Delivery, body []byte) (*avro.OrderEvent, error) {
+func (p *Webflow) Map(d Delivery, body []byte) (Mapped, error) {
 	var b webflowBody
 	if err := decodeJSON(body, &b); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrMalformedPayload, jsonError(err, "a Webflow webhook"))
+		return Mapped{}, fmt.Errorf("%w: %s", ErrMalformedPayload, jsonError(err, "a Webflow webhook"))
 	}
 	if b.TriggerType == "" {
-		return nil, fmt.Errorf("%w: no triggerType", ErrMalformedPayload)
+		return Mapped{}, fmt.Errorf("%w: no triggerType", ErrMalformedPayload)
 	}
-	typ, at := webflowChange(&b)
+	if b.TriggerType == webflowInventoryChanged {
+		s, err := p.mapInventory(d, &b.Payload)
+		return Mapped{Stock: s}, err
+	}
+	e, err := p.mapOrder(d, &b)
+	if err != nil || e == nil {
+		return Mapped{}, err
+	}
+	return Mapped{Order: e, Customer: customerRef(p.Name(), b.Payload.CustomerInfo.Email, "")}, nil
+}
+
+const webflowInventoryChanged = "ecomm_inventory_changed"
+
+func (o *webflowOrder) itemID() string {
+	if o.ID != "" {
+		return o.ID
+	}
+	return o.LegacyID
+}
+
+// mapInventory maps an inventory change: what remains of a SKU item, at
+// the time Webflow signed the delivery, the payload having no time of its
+// own. The item is named by its Webflow id; the catalog gives its SKU in
+// the deliveries stage. An item of infinite inventory has no stock to
+// reconcile and is kept as a receipt.
+func (p *Webflow) mapInventory(d Delivery, o *webflowOrder) (*avro.StockSnapshot, error) {
+	if o.itemID() == "" {
+		return nil, fmt.Errorf("%w: payload.id of the SKU item is required", ErrMalformedPayload)
+	}
+	if o.InventoryType == "infinite" {
+		return nil, nil
+	}
+	if o.InventoryType != "finite" || o.Quantity == nil {
+		return nil, fmt.Errorf("%w: a finite inventory needs a quantity", ErrMalformedPayload)
+	}
+	q := *o.Quantity
+	if q != math.Trunc(q) || math.Abs(q) > 1<<53 {
+		return nil, fmt.Errorf("%w: quantity is not a whole number of units", ErrMalformedPayload)
+	}
+	return &avro.StockSnapshot{
+		SnapshotID: d.ID,
+		Source:     p.Name(),
+		ItemID:     o.itemID(),
+		Available:  int64(q),
+		ObservedAt: d.SignedAt.UTC().Truncate(time.Millisecond),
+	}, nil
+}
+
+func (p *Webflow) mapOrder(d Delivery, b *webflowBody) (*avro.OrderEvent, error) {
+	typ, at := webflowChange(b)
 	if typ == "" {
 		return nil, nil
 	}

@@ -130,7 +130,7 @@ func wfOrder(trigger, status, fields string) string {
 
 func TestWebflowMap(t *testing.T) {
 	p := newWebflow(t, wfVecSecret)
-	e, err := p.Map(Delivery{ID: wfVecID}, []byte(wfVecBody))
+	e, err := orderOf(p.Map(Delivery{ID: wfVecID}, []byte(wfVecBody)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestWebflowMap(t *testing.T) {
 		{"a pending new order is paid", wfOrder("ecomm_new_order", "pending", ""), avro.OrderPaid, time.Date(2026, 11, 24, 10, 0, 0, 123e6, time.UTC)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			e, err := p.Map(Delivery{ID: "x"}, []byte(tt.body))
+			e, err := orderOf(p.Map(Delivery{ID: "x"}, []byte(tt.body)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,24 +166,23 @@ func TestWebflowMap(t *testing.T) {
 		})
 	}
 
-	numbers, err := p.Map(Delivery{ID: "x"}, []byte(`{"triggerType":"ecomm_new_order","payload":{"orderId":"o","acceptedOn":"2026-11-24T10:00:00Z",
+	numbers, err := orderOf(p.Map(Delivery{ID: "x"}, []byte(`{"triggerType":"ecomm_new_order","payload":{"orderId":"o","acceptedOn":"2026-11-24T10:00:00Z",
 		"purchasedItems":[{"count":2,"variantId":"v1","variantSKU":"S","variantPrice":{"unit":"JPY","value":500}},
 		{"count":3,"variantId":"v1","variantSKU":"S","variantPrice":{"unit":"JPY","value":500}},
-		{"count":1,"variantId":"v2","variantSKU":null,"variantPrice":{"unit":"JPY","value":900}}]}}`))
+		{"count":1,"variantId":"v2","variantSKU":null,"variantPrice":{"unit":"JPY","value":900}}]}}`)))
 	if err != nil || numbers.Currency != "JPY" || len(numbers.Lines) != 1 ||
 		numbers.Lines[0] != (avro.LineItem{LineID: "v1", SKU: "S", Quantity: 5, UnitPriceMinor: 500}) {
 		t.Fatalf("amounts as numbers, a variant listed twice, a line without SKU: %+v %v", numbers, err)
 	}
 
 	for name, body := range map[string]string{
-		"inventory":       `{"triggerType":"ecomm_inventory_changed","payload":{"id":"5bfedb42bab0ad90fa7dac03","quantity":100,"inventoryType":"finite"}}`,
 		"disputed":        wfOrder("ecomm_order_changed", "disputed", `"disputedOn":"2026-11-27T00:00:00Z",`),
 		"dispute lost":    wfOrder("ecomm_order_changed", "dispute-lost", `"disputedOn":"2026-11-27T00:00:00Z","disputeUpdatedOn":"2026-12-01T00:00:00Z",`),
 		"pending change":  wfOrder("ecomm_order_changed", "pending", ""),
 		"form submission": `{"triggerType":"form_submission","payload":{"name":"Contact Us","data":{"email":"zaphod@heartofgold.ai"}}}`,
 		"a future status": wfOrder("ecomm_order_changed", "partially-fulfilled", ""),
 	} {
-		if e, err := p.Map(Delivery{ID: "x"}, []byte(body)); e != nil || err != nil {
+		if e, err := orderOf(p.Map(Delivery{ID: "x"}, []byte(body))); e != nil || err != nil {
 			t.Errorf("%s maps to %+v, %v; want a receipt only (nil, nil)", name, e, err)
 		}
 	}
@@ -201,7 +200,7 @@ func TestWebflowMap(t *testing.T) {
 		"price in dollars":       `{"triggerType":"ecomm_new_order","payload":{"orderId":"o","acceptedOn":"2026-11-24T10:00:00Z","purchasedItems":[{"count":1,"variantId":"v","variantSKU":"S","variantPrice":{"value":"55.61"}}]}}`,
 		"counts overflow":        `{"triggerType":"ecomm_new_order","payload":{"orderId":"o","acceptedOn":"2026-11-24T10:00:00Z","purchasedItems":[{"count":9223372036854775807,"variantId":"v","variantSKU":"S"},{"count":1,"variantId":"v","variantSKU":"S"}]}}`,
 	} {
-		if _, err := p.Map(Delivery{ID: "x"}, []byte(body)); !errors.Is(err, ErrMalformedPayload) {
+		if _, err := orderOf(p.Map(Delivery{ID: "x"}, []byte(body))); !errors.Is(err, ErrMalformedPayload) {
 			t.Errorf("%s: err %v, want ErrMalformedPayload", name, err)
 		} else if strings.Contains(err.Error(), "arthur") {
 			t.Errorf("%s: error %q shows the payload", name, err)
@@ -228,8 +227,10 @@ func TestWebflowDeliveryID(t *testing.T) {
 	if a, b := verify(wfVecBody, wfVecTime), verify(wfVecBody, wfVecTime.Add(90*time.Second)); a != b || a != wfVecID {
 		t.Errorf("a retry of the vector signed 90s later has id %q, first %q, want %q", b, a, wfVecID)
 	}
-	if a, b := verify(inventory, now), verify(inventory, now.Add(time.Minute)); a != b || !strings.HasPrefix(a, "sha256:") {
-		t.Errorf("a retry of an inventory change has id %q, first %q", b, a)
+	// An inventory change has no time of its own: the same quantity again
+	// later must not pass for a retry of the first (100, 99, 100).
+	if a, b := verify(inventory, now), verify(inventory, now.Add(time.Minute)); a == b || a != "ecomm_inventory_changed:5bfedb42bab0ad90fa7dac03:100:"+WebflowTimestamp(now) {
+		t.Errorf("the same inventory signed a minute apart has ids %q and %q", a, b)
 	}
 	if got := verify(fulfilled, now); got != "ecomm_order_changed:o-1:fulfilled:"+strconv.FormatInt(time.Date(2026, 11, 25, 8, 30, 0, 0, time.UTC).UnixMilli(), 10) {
 		t.Errorf("fulfilled id %q", got)
@@ -261,6 +262,7 @@ func FuzzWebflow(f *testing.F) {
 	f.Add(wfVecTS, wfVecSig, []byte(wfVecBody))
 	f.Add("1663849649", wfVecSig, []byte(wfOrder("ecomm_order_changed", "refunded", `"refundedOn":"2026-11-26T09:00:00Z",`)))
 	f.Add(wfVecTS, "", []byte(`{"triggerType":"ecomm_new_order","payload":{"orderId":"o","acceptedOn":"2026-11-24T10:00:00Z","purchasedItems":[{"count":1,"variantId":"v","variantSKU":"S","variantPrice":{"value":"1"}}]}}`))
+	f.Add(wfVecTS, "", []byte(`{"triggerType":"ecomm_inventory_changed","payload":{"id":"5bfedb42bab0ad90fa7dad39","quantity":100,"inventoryType":"finite"}}`))
 	f.Fuzz(func(t *testing.T, ts, sig string, body []byte) {
 		d, err := p.Verify(wfHeaders(ts, sig), body, wfVecTime)
 		if err == nil && string(body) != wfVecBody {
@@ -269,13 +271,17 @@ func FuzzWebflow(f *testing.F) {
 		if err != nil && !errors.Is(err, ErrMissingSignature) && !errors.Is(err, ErrInvalidSignature) && !errors.Is(err, ErrStaleTimestamp) {
 			t.Fatalf("unclassified verify error %v", err)
 		}
-		if id := webflowDeliveryID(body); id == "" || id != webflowDeliveryID(body) {
+		if id := webflowDeliveryID(body, ts); id == "" || id != webflowDeliveryID(body, ts) {
 			t.Fatalf("delivery id %q is not stable", id)
 		}
-		e, err := p.Map(d, body)
+		m, err := p.Map(d, body)
 		if err != nil && !errors.Is(err, ErrMalformedPayload) {
 			t.Fatalf("unclassified map error %v", err)
 		}
+		if s := m.Stock; s != nil && (m.Order != nil || s.SnapshotID != d.ID || s.ItemID == "") {
+			t.Fatalf("mapped an invalid snapshot %+v", m)
+		}
+		e := m.Order
 		if e != nil {
 			if e.OrderID == "" || e.Version != e.OccurredAt.UnixMilli() {
 				t.Fatalf("mapped an event without an order or a version: %+v", e)
