@@ -26,6 +26,11 @@ const (
 	Orders      = "orders"
 	Deltas      = "inventory.deltas"
 	Movements   = "inventory.movements"
+	// Snapshots holds what the sources of truth say each SKU's stock is,
+	// keyed by SKU and compacted: it keeps the latest of every SKU for as
+	// long as the SKU exists, so a reconciler that starts from earliest
+	// reads every SKU's current truth without a week of history.
+	Snapshots = "inventory.snapshots"
 )
 
 // DLQ is the dead-letter topic of topic: where records that cannot be
@@ -69,7 +74,7 @@ func (o *Options) setDefaults() {
 
 // Names are the topic names under one prefix.
 type Names struct {
-	WebhooksRaw, Orders, Deltas, Movements string
+	WebhooksRaw, Orders, Deltas, Movements, Snapshots string
 }
 
 // NamesFor returns the topic names under prefix.
@@ -79,6 +84,7 @@ func NamesFor(prefix string) Names {
 		Orders:      prefix + Orders,
 		Deltas:      prefix + Deltas,
 		Movements:   prefix + Movements,
+		Snapshots:   prefix + Snapshots,
 	}
 }
 
@@ -105,12 +111,26 @@ func Topics(o Options) []Topic {
 			"min.insync.replicas": minISR,
 		}}
 	}
+	// The snapshots share the deltas' partitioning (key SKU, the same
+	// count), so that one consumer of a partition of each sees every
+	// change of its SKUs. A compacted partition keeps its active segment
+	// whole, so segments roll daily and a replaced snapshot is gone within
+	// about a day; it stays readable for a day after a SKU's tombstone.
+	compacted := func(name string, partitions int32) Topic {
+		return Topic{Name: name, Partitions: partitions, ReplicationFactor: o.ReplicationFactor, Configs: map[string]string{
+			"cleanup.policy":      "compact",
+			"segment.ms":          strconv.FormatInt(day, 10),
+			"delete.retention.ms": strconv.FormatInt(day, 10),
+			"min.insync.replicas": minISR,
+		}}
+	}
 	dlqPartitions := int32(1)
 	return []Topic{
 		topic(n.WebhooksRaw, 7*day, o.Partitions),
 		topic(n.Orders, 30*day, o.Partitions),
 		topic(n.Deltas, forever, o.Partitions),
 		topic(n.Movements, 30*day, o.Partitions),
+		compacted(n.Snapshots, o.Partitions),
 		topic(DLQ(n.WebhooksRaw), 14*day, dlqPartitions),
 		topic(DLQ(n.Orders), 14*day, dlqPartitions),
 		topic(DLQ(n.Deltas), 14*day, dlqPartitions),

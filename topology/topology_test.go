@@ -31,6 +31,15 @@ func TestApplyIsIdempotentAndRepairsDrift(t *testing.T) {
 		t.Fatalf("second plan %v, %v; want nothing to do", again, err)
 	}
 
+	// The snapshots keep each SKU's latest by compaction, not by age.
+	rc, err := adm.DescribeTopicConfigs(ctx, prefix+topology.Snapshots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := rc.On(prefix+topology.Snapshots, nil); err != nil || !hasConfig(c.Configs, "cleanup.policy", "compact") {
+		t.Fatalf("snapshots topic configs %+v, %v", c.Configs, err)
+	}
+
 	// An operator changed retention by hand, and the code now wants more partitions.
 	v := "1000"
 	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: &v}}, prefix+topology.Orders); err != nil {
@@ -45,7 +54,8 @@ func TestApplyIsIdempotentAndRepairsDrift(t *testing.T) {
 	for _, a := range plan {
 		kinds[a.Kind]++
 	}
-	if kinds[topology.AlterConfig] != 1 || kinds[topology.AddPartitions] != 4 || len(plan) != 5 {
+	// Five data topics grow; the DLQs keep their one partition.
+	if kinds[topology.AlterConfig] != 1 || kinds[topology.AddPartitions] != 5 || len(plan) != 6 {
 		t.Fatalf("plan %v", plan)
 	}
 	if err := topology.Apply(ctx, adm, plan); err != nil {
@@ -62,8 +72,8 @@ func TestApplyIsIdempotentAndRepairsDrift(t *testing.T) {
 			t.Fatalf("shrinking planned %v", a)
 		}
 	}
-	if len(plan) != 4 {
-		t.Fatalf("want 4 drift reports, got %v", plan)
+	if len(plan) != 5 {
+		t.Fatalf("want 5 drift reports, got %v", plan)
 	}
 }
 
@@ -89,4 +99,13 @@ func TestPlanRefusesMoreReplicasThanBrokers(t *testing.T) {
 			t.Fatalf("plans to create an existing topic: %v", a)
 		}
 	}
+}
+
+func hasConfig(cs []kadm.Config, key, value string) bool {
+	for _, c := range cs {
+		if c.Key == key && c.Value != nil && *c.Value == value {
+			return true
+		}
+	}
+	return false
 }

@@ -18,12 +18,12 @@ func (movements) Columns() []string {
 		"correlation_id", "occurred_at", "occurred_ms", "applied_at", "applied_ms", "kafka_partition", "kafka_offset", "version"}
 }
 
-func (movements) Row(rec *kgo.Record) ([]any, error) {
+func (movements) Rows(rec *kgo.Record) ([][]any, error) {
 	var m avro.InventoryMovement
 	if err := avro.Default().Unmarshal(rec.Value, &m); err != nil {
 		return nil, err
 	}
-	return []any{m.MovementID, m.SKU, m.Kind, m.Status, m.Quantity, m.StockAfter, m.Reason,
+	return [][]any{{m.MovementID, m.SKU, m.Kind, m.Status, m.Quantity, m.StockAfter, m.Reason,
 		m.OrderID, m.CorrelationID, m.OccurredAt, millis(m.OccurredAt), m.AppliedAt, millis(m.AppliedAt),
-		rec.Partition, rec.Offset, uint64(m.AppliedAt.UnixMilli())}, nil
+		rec.Partition, rec.Offset, uint64(m.AppliedAt.UnixMilli())}}, nil
 }

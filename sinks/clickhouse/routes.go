@@ -6,10 +6,10 @@ import (
 	"github.com/shopstream/shopstream/topology"
 )
 
-// routes is which table each topic the sink consumes lands in.
-func routes(t topology.Names) map[string]Table {
-	return map[string]Table{
-		t.Movements: movements{},
+// routes is which tables each topic the sink consumes lands in.
+func routes(t topology.Names) map[string][]Table {
+	return map[string][]Table{
+		t.Movements: {movements{}},
 	}
 }
 
