@@ -6,7 +6,8 @@
 // once.
 //
 // Event types are lower case, "<contract>.<what happened>": order.paid,
-// inventory.delta.sale, inventory.movement.refused, webhook.receipt.
+// inventory.delta.sale, inventory.movement.refused, inventory.snapshot,
+// webhook.receipt.
 package envelope
 
 import (
@@ -35,6 +36,9 @@ const (
 // enum symbol has its event type at once.
 const WebhookReceipt = "webhook.receipt"
 
+// StockSnapshot is the event type of a stock snapshot.
+const StockSnapshot = "inventory.snapshot"
+
 // orderEventType is the event type of an order event of avro type t
 // (avro.OrderPaid gives "order.paid").
 func orderEventType(t string) string { return "order." + strings.ToLower(t) }
@@ -49,8 +53,8 @@ func movementEventType(s string) string { return "inventory.movement." + strings
 
 // Record returns the record that carries v on topic. v is a pointer to one
 // of the contract types of schemas/avro; its key is what orders it (the
-// order id for order events, the SKU for deltas and movements, the delivery
-// id for receipts). correlationID is used when v carries none of its own.
+// order id for order events, the SKU for deltas, movements and snapshots,
+// the delivery id for receipts). correlationID is used when v carries none of its own.
 // An error means v cannot be encoded, which retrying will not change.
 func Record(topic string, v any, correlationID string) (*kgo.Record, error) {
 	var (
@@ -68,6 +72,14 @@ func Record(topic string, v any, correlationID string) (*kgo.Record, error) {
 		correlationID = or(c.CorrelationID, correlationID)
 	case *avro.InventoryMovement:
 		key, eventType = c.SKU, movementEventType(c.Status)
+		correlationID = or(c.CorrelationID, correlationID)
+	case *avro.StockSnapshot:
+		// A snapshot without its SKU would be compacted under the empty
+		// key, replacing every other such snapshot.
+		if c.SKU == "" {
+			return nil, fmt.Errorf("envelope: the stock snapshot %s names no SKU", c.SnapshotID)
+		}
+		key, eventType, provider, receivedAt = c.SKU, StockSnapshot, c.Source, c.ReceivedAt.UnixMilli()
 		correlationID = or(c.CorrelationID, correlationID)
 	default:
 		return nil, fmt.Errorf("envelope: %T is not a shopstream contract", v)

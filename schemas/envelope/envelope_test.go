@@ -23,6 +23,8 @@ func TestRecordKeysAndEventTypes(t *testing.T) {
 			map[string]string{HeaderEventType: "inventory.delta.adjustment", HeaderCorrelationID: "c-arg"}},
 		{"movement", &avro.InventoryMovement{MovementID: "m", SKU: "CAP", Kind: avro.DeltaSale, Status: avro.MovementRefused, CorrelationID: "c-own"}, "CAP",
 			map[string]string{HeaderEventType: "inventory.movement.refused", HeaderCorrelationID: "c-own"}},
+		{"snapshot", &avro.StockSnapshot{SnapshotID: "s", Source: "webflow", SKU: "MUG", ItemID: "5bfe", ReceivedAt: at}, "MUG",
+			map[string]string{HeaderEventType: "inventory.snapshot", HeaderCorrelationID: "c-arg", HeaderProvider: "webflow", HeaderReceivedAt: "1795521600123"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,5 +71,8 @@ func TestFingerprintHeaderMatchesTheValue(t *testing.T) {
 func TestRecordRefusesWhatIsNotAContract(t *testing.T) {
 	if _, err := Record("t", &struct{}{}, ""); err == nil {
 		t.Fatal("a non-contract value became a record")
+	}
+	if _, err := Record("t", &avro.StockSnapshot{SnapshotID: "s", ItemID: "5bfe"}, ""); err == nil {
+		t.Fatal("a snapshot without its SKU became a record, to be compacted under the empty key")
 	}
 }
