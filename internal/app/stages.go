@@ -59,7 +59,8 @@ func (p *pipeline) stages() []*stage {
 				if err := s.transform(&dlv.Stream, "deliveries", s.topics().WebhooksRaw); err != nil {
 					return err
 				}
-				dlv.Orders, dlv.Redis, dlv.Prefix = s.topics().Orders, rdb, s.prefix
+				dlv.Topics = deliveries.Topics{Orders: s.topics().Orders, Snapshots: s.topics().Snapshots}
+				dlv.Redis, dlv.Prefix = rdb, s.prefix
 				return dlv.Validate()
 			},
 			run: func(ctx context.Context) error { return deliveries.Run(ctx, *dlv) }},

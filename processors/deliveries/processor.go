@@ -1,7 +1,15 @@
 // Package deliveries owns "once per delivery": it consumes the receipts the
 // edge wrote to webhooks.raw, lets the first sighting of each provider
-// delivery id through, and forwards the order event that receipt carries
-// to the orders topic, in a Kafka transaction with its input offsets.
+// delivery id through, and forwards what that receipt carries, an order
+// event to the orders topic or a stock snapshot to inventory.snapshots, in
+// a Kafka transaction with its input offsets.
+//
+// A snapshot reaches its topic named by SKU, its key there. An inventory
+// webhook names the storefront's own item, so the stage asks the catalog
+// (stock.Catalog) for its SKU, a batch's items in one round trip. One the
+// catalog does not know is dead-lettered with the reason, and recorded as
+// seen nowhere, so that once the item is loaded, redriving it from the DLQ
+// forwards it like a first copy.
 //
 // The edge writes a delivery again when a provider's retry reaches another
 // instance, comes after a restart, or after the edge's in-memory window
@@ -23,9 +31,9 @@
 // three). A copy that comes after its first one's record expired, or after
 // Redis lost a write, is forwarded again; the orders stage is the backstop:
 // it orders events by the provider's version and gives every delta a stable
-// id, so such a copy changes no stock twice. A receipt that carries no
-// order event (a kind kept only as a receipt) decides nothing and records
-// nothing.
+// id, so such a copy changes no stock twice; a snapshot forwarded twice
+// says the same thing twice. A receipt that carries neither (a kind kept
+// only as a receipt) decides nothing and records nothing.
 //
 // A record written with a schema this binary does not know (a newer
 // release's receipt) stalls the stage rather than being dead-lettered: it is
@@ -46,6 +54,7 @@ import (
 	"github.com/shopstream/shopstream/internal/stream"
 	"github.com/shopstream/shopstream/schemas/avro"
 	"github.com/shopstream/shopstream/schemas/envelope"
+	"github.com/shopstream/shopstream/stock"
 )
 
 // Sighting is one copy of a delivery: the delivery's key and where the copy
@@ -110,22 +119,34 @@ func (r *RedisFirstSeen) Record(ctx context.Context, sightings []Sighting) ([]bo
 	return first, nil
 }
 
+// Catalog names the SKU of a storefront's item: "" for one it does not know.
+type Catalog interface {
+	SKUs(ctx context.Context, items []stock.Item) ([]string, error)
+}
+
+// Topics are where the stage forwards to.
+type Topics struct {
+	Orders, Snapshots string
+}
+
 // Processor is the stream.RunHandler of the deliveries stage.
 type Processor struct {
-	seen   FirstSeen
-	codec  *avro.Registry
-	orders string
+	seen    FirstSeen
+	catalog Catalog
+	codec   *avro.Registry
+	topics  Topics
 }
 
-// NewProcessor returns a Processor that decides first sightings with seen
-// and forwards order events to the orders topic.
-func NewProcessor(seen FirstSeen, orders string) *Processor {
-	return &Processor{seen: seen, codec: avro.Default(), orders: orders}
+// NewProcessor returns a Processor that decides first sightings with seen,
+// names snapshots' SKUs with catalog, and forwards to topics.
+func NewProcessor(seen FirstSeen, catalog Catalog, topics Topics) *Processor {
+	return &Processor{seen: seen, catalog: catalog, codec: avro.Default(), topics: topics}
 }
 
-// HandleRuns forwards the order event of every receipt in the batch that is
-// its delivery's first copy, in each partition's order. A record that is not
-// a receipt, or whose event cannot be encoded, is rejected before its
+// HandleRuns forwards the order event or stock snapshot of every receipt in
+// the batch that is its delivery's first copy, in each partition's order. A
+// record that is not a receipt, whose event cannot be encoded, or whose
+// snapshot's item the catalog does not know, is rejected before its
 // delivery is recorded, so that it marks nothing as seen; one of an unknown
 // schema fails the batch, to be retried.
 func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (stream.Result, error) {
@@ -137,17 +158,30 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 				position(r.Record), r.Err)
 		}
 	}
+	if err := p.nameSKUs(ctx, receipts); err != nil {
+		return stream.Result{}, err
+	}
 	var (
 		sightings []Sighting
 		outputs   []*kgo.Record
 	)
 	for _, r := range receipts {
-		e := r.Value.Event
-		if e == nil {
+		corr, _ := envelope.Header(r.Record, envelope.HeaderCorrelationID)
+		var (
+			out *kgo.Record
+			err error
+		)
+		switch v := r.Value; {
+		case v.Event != nil:
+			out, err = envelope.Record(p.topics.Orders, v.Event, corr)
+		case v.Stock != nil && v.Stock.SKU == "":
+			err = fmt.Errorf("deliveries: the catalog has no SKU for %s item %s; load it (shopstream catalog load) and redrive this record",
+				v.Stock.Source, v.Stock.ItemID)
+		case v.Stock != nil:
+			out, err = envelope.Record(p.topics.Snapshots, v.Stock, corr)
+		default:
 			continue
 		}
-		corr, _ := envelope.Header(r.Record, envelope.HeaderCorrelationID)
-		out, err := envelope.Record(p.orders, e, corr)
 		if err != nil {
 			res.Rejected = append(res.Rejected, stream.Rejection{Record: r.Record, Err: stream.Permanent(err)})
 			continue
@@ -165,6 +199,29 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 		}
 	}
 	return res, nil
+}
+
+// nameSKUs fills in the SKU of every snapshot that names only its item,
+// from the catalog, in one round trip for the batch.
+func (p *Processor) nameSKUs(ctx context.Context, receipts []stream.Decoded[avro.WebhookReceipt]) error {
+	var (
+		items []stock.Item
+		snaps []*avro.StockSnapshot
+	)
+	for _, r := range receipts {
+		if s := r.Value.Stock; s != nil && s.SKU == "" && s.ItemID != "" {
+			items = append(items, stock.Item{Source: s.Source, ItemID: s.ItemID})
+			snaps = append(snaps, s)
+		}
+	}
+	skus, err := p.catalog.SKUs(ctx, items)
+	if err != nil {
+		return err
+	}
+	for i, s := range snaps {
+		s.SKU = skus[i]
+	}
+	return nil
 }
 
 // position names a record's place in the log: stable across every

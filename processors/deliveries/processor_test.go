@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,9 +14,20 @@ import (
 	"github.com/shopstream/shopstream/internal/testenv"
 	"github.com/shopstream/shopstream/schemas/avro"
 	"github.com/shopstream/shopstream/schemas/envelope"
+	"github.com/shopstream/shopstream/stock"
 )
 
-var at = time.UnixMilli(1_780_000_000_000).UTC()
+var (
+	at     = time.UnixMilli(1_780_000_000_000).UTC()
+	topics = Topics{Orders: "orders", Snapshots: "inventory.snapshots"}
+)
+
+// noCatalog knows no item.
+type noCatalog struct{}
+
+func (noCatalog) SKUs(_ context.Context, items []stock.Item) ([]string, error) {
+	return make([]string, len(items)), nil
+}
 
 // copyOf is a copy of delivery id at offset of partition 0 of webhooks.raw;
 // order, when set, is the order event it carries.
@@ -60,7 +72,7 @@ func handle(t *testing.T, p *Processor, recs ...*kgo.Record) stream.Result {
 // when it is handled again (an aborted transaction, a crash, a replay);
 // the later copies never are.
 func TestOnlyTheFirstCopyOfADeliveryIsForwarded(t *testing.T) {
-	p := NewProcessor(NewRedisFirstSeen(testenv.Redis(t), testenv.Namespace(t), time.Hour), "orders")
+	p := NewProcessor(NewRedisFirstSeen(testenv.Redis(t), testenv.Namespace(t), time.Hour), noCatalog{}, topics)
 	first, retryInBatch, other := copyOf(t, "msg_1", "o-1", 10), copyOf(t, "msg_1", "o-1", 11), copyOf(t, "msg_2", "o-2", 12)
 	receiptOnly := copyOf(t, "msg_3", "", 13)
 	res := handle(t, p, first, retryInBatch, other, receiptOnly)
@@ -112,7 +124,7 @@ func (failingSeen) Record(context.Context, []Sighting) ([]bool, error) {
 // Redis unavailable fails the batch as a transient error, to be retried
 // whole: nothing is forwarded on a guess.
 func TestAFirstSeenOutageFailsTheBatch(t *testing.T) {
-	p := NewProcessor(failingSeen{}, "orders")
+	p := NewProcessor(failingSeen{}, noCatalog{}, topics)
 	res, err := p.HandleRuns(context.Background(), [][]*kgo.Record{{copyOf(t, "msg_1", "o-1", 1)}})
 	if err == nil || stream.IsPermanent(err) || len(res.Outputs) != 0 {
 		t.Fatalf("got %d outputs, err %v; want a transient error and nothing", len(res.Outputs), err)
@@ -135,7 +147,7 @@ func (s *recordingSeen) Record(_ context.Context, sightings []Sighting) ([]bool,
 func TestBadReceiptsAreRejectedAndRecordNothing(t *testing.T) {
 	noID := copyOf(t, "", "o-1", 2)
 	seen := &recordingSeen{}
-	p := NewProcessor(seen, "orders")
+	p := NewProcessor(seen, noCatalog{}, topics)
 	tests := []struct {
 		name string
 		rec  *kgo.Record
@@ -172,7 +184,7 @@ func TestAReceiptOfAnUnknownSchemaStallsTheBatch(t *testing.T) {
 	unknown := copyOf(t, "msg_new", "o-new", 2)
 	unknown.Value = append([]byte{0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8}, unknown.Value[10:]...)
 	seen := &recordingSeen{}
-	res, err := NewProcessor(seen, "orders").HandleRuns(context.Background(), [][]*kgo.Record{{good, unknown}})
+	res, err := NewProcessor(seen, noCatalog{}, topics).HandleRuns(context.Background(), [][]*kgo.Record{{good, unknown}})
 	if err == nil || stream.IsPermanent(err) || !errors.Is(err, avro.ErrUnknownSchema) {
 		t.Fatalf("err %v, want a transient error wrapping ErrUnknownSchema", err)
 	}
@@ -185,8 +197,82 @@ func TestAReceiptOfAnUnknownSchemaStallsTheBatch(t *testing.T) {
 // output.
 func TestAReceiptWithoutAnEventRecordsNothing(t *testing.T) {
 	seen := &recordingSeen{}
-	res := handle(t, NewProcessor(seen, "orders"), copyOf(t, "msg_customer", "", 1))
+	res := handle(t, NewProcessor(seen, noCatalog{}, topics), copyOf(t, "msg_customer", "", 1))
 	if len(res.Outputs) != 0 || len(res.Rejected) != 0 || len(seen.got) != 0 {
 		t.Fatalf("%d outputs, %d rejected, %d recorded; want nothing", len(res.Outputs), len(res.Rejected), len(seen.got))
+	}
+}
+
+// snapshotOf is a copy of an inventory webhook of source's item at offset.
+func snapshotOf(t *testing.T, id, source, item string, available, offset int64) *kgo.Record {
+	t.Helper()
+	r := &avro.WebhookReceipt{DeliveryID: id, Provider: source, ReceivedAt: at, Headers: map[string]string{}, Body: []byte("{}"),
+		Stock: &avro.StockSnapshot{SnapshotID: id, Source: source, ItemID: item, Available: available, ObservedAt: at, ReceivedAt: at}}
+	rec, err := envelope.Record("webhooks.raw", r, "corr-"+id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Offset = offset
+	return rec
+}
+
+// On the real Redis: a stock snapshot is named by the SKU the catalog
+// gives its item and forwarded once, keyed by that SKU; one whose item the
+// catalog does not know is dead-lettered, saying how to mend it, and marks
+// nothing as seen, so that its redrive after the item is loaded goes
+// through.
+func TestSnapshotsAreNamedBySKUAndForwardedOnce(t *testing.T) {
+	rdb, ns := testenv.Redis(t), testenv.Namespace(t)
+	ctx := context.Background()
+	catalog := stock.NewCatalog(rdb, ns)
+	if err := catalog.Put(ctx, []stock.Item{{Source: "shopify", ItemID: "271878346596884015", SKU: "SKU-A"}}); err != nil {
+		t.Fatal(err)
+	}
+	p := NewProcessor(NewRedisFirstSeen(rdb, ns, time.Hour), catalog, topics)
+
+	known, retry := snapshotOf(t, "wh-1", "shopify", "271878346596884015", 6, 1), snapshotOf(t, "wh-1", "shopify", "271878346596884015", 6, 2)
+	unknown := snapshotOf(t, "wh-2", "webflow", "5bfedb42", 100, 3)
+	res := handle(t, p, known, retry, unknown, copyOf(t, "msg_1", "o-1", 4))
+	if len(res.Outputs) != 2 || res.Outputs[0].Topic != topics.Snapshots || string(res.Outputs[0].Key) != "SKU-A" || res.Outputs[1].Topic != "orders" {
+		t.Fatalf("outputs %+v", res.Outputs)
+	}
+	var s avro.StockSnapshot
+	if err := avro.Default().Unmarshal(res.Outputs[0].Value, &s); err != nil || s.SKU != "SKU-A" || s.Available != 6 || s.SnapshotID != "wh-1" {
+		t.Fatalf("snapshot %+v, %v", s, err)
+	}
+	if v, _ := envelope.Header(res.Outputs[0], envelope.HeaderEventType); v != envelope.StockSnapshot {
+		t.Fatalf("event type %q", v)
+	}
+	if len(res.Rejected) != 1 || res.Rejected[0].Record != unknown || !stream.IsPermanent(res.Rejected[0].Err) ||
+		!strings.Contains(res.Rejected[0].Err.Error(), "no SKU for webflow item 5bfedb42") {
+		t.Fatalf("rejected %+v", res.Rejected)
+	}
+
+	// The merchant loads the item, and the DLQ's copy is redriven: a copy
+	// at another position, forwarded as the first.
+	if err := catalog.Put(ctx, []stock.Item{{Source: "webflow", ItemID: "5bfedb42", SKU: "SKU-B"}}); err != nil {
+		t.Fatal(err)
+	}
+	redriven := snapshotOf(t, "wh-2", "webflow", "5bfedb42", 100, 0)
+	redriven.Topic = "webhooks.raw.dlq"
+	if res := handle(t, p, redriven); len(res.Outputs) != 1 || string(res.Outputs[0].Key) != "SKU-B" {
+		t.Fatalf("the redriven snapshot forwarded %+v", res.Outputs)
+	}
+}
+
+type failingCatalog struct{}
+
+func (failingCatalog) SKUs(context.Context, []stock.Item) ([]string, error) {
+	return nil, errors.New("redis gone")
+}
+
+// A catalog that does not answer fails the batch as transient: a snapshot
+// is not dead-lettered because Redis was away.
+func TestACatalogOutageFailsTheBatch(t *testing.T) {
+	seen := &recordingSeen{}
+	res, err := NewProcessor(seen, failingCatalog{}, topics).HandleRuns(context.Background(),
+		[][]*kgo.Record{{snapshotOf(t, "wh-1", "shopify", "1", 6, 1)}})
+	if err == nil || stream.IsPermanent(err) || len(res.Outputs) != 0 || len(res.Rejected) != 0 || len(seen.got) != 0 {
+		t.Fatalf("%d outputs, %d rejected, %d recorded, err %v; want a transient error and nothing", len(res.Outputs), len(res.Rejected), len(seen.got), err)
 	}
 }

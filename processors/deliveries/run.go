@@ -9,6 +9,7 @@ import (
 
 	"github.com/shopstream/shopstream/internal/conf"
 	"github.com/shopstream/shopstream/internal/stream"
+	"github.com/shopstream/shopstream/stock"
 )
 
 // DefaultHorizon is how long a delivery's first sighting is remembered:
@@ -21,11 +22,12 @@ type Config struct {
 	// group, input, transactional id and middleware, and its tuning
 	// (flags). Required.
 	Stream stream.TransformConfig
-	// Orders is the topic order events are forwarded to. Required.
-	Orders string
-	// Redis remembers first sightings. Required.
+	// Topics are where order events and stock snapshots are forwarded to.
+	// Required.
+	Topics Topics
+	// Redis remembers first sightings and holds the catalog. Required.
 	Redis redis.Cmdable
-	// Prefix namespaces the keys. Default "".
+	// Prefix namespaces the keys (the catalog's included). Default "".
 	Prefix string
 	// Horizon is how long a first sighting is remembered. Default
 	// DefaultHorizon.
@@ -37,8 +39,8 @@ func (c *Config) RegisterFlags(fs *conf.FlagSet) { c.Stream.RegisterFlags(fs, "d
 
 // Validate reports what is missing or cannot work.
 func (c *Config) Validate() error {
-	if c.Orders == "" || c.Redis == nil {
-		return errors.New("deliveries: Orders and Redis are required")
+	if c.Topics.Orders == "" || c.Topics.Snapshots == "" || c.Redis == nil {
+		return errors.New("deliveries: Topics and Redis are required")
 	}
 	if c.Horizon < 0 {
 		return errors.New("deliveries: Horizon cannot be negative")
@@ -54,5 +56,6 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Horizon == 0 {
 		cfg.Horizon = DefaultHorizon
 	}
-	return stream.Transform(ctx, cfg.Stream, NewProcessor(NewRedisFirstSeen(cfg.Redis, cfg.Prefix, cfg.Horizon), cfg.Orders))
+	return stream.Transform(ctx, cfg.Stream, NewProcessor(NewRedisFirstSeen(cfg.Redis, cfg.Prefix, cfg.Horizon),
+		stock.NewCatalog(cfg.Redis, cfg.Prefix), cfg.Topics))
 }
