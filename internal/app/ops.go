@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -156,6 +157,54 @@ func (o *operator) show(ctx context.Context, s *settings, skus []string, out io.
 			return err
 		}
 		fmt.Fprintf(out, "%s\t%d\n", sku, n)
+	}
+	return nil
+}
+
+// catalogLoad loads a catalog file whole or not at all: every row is
+// checked before the first is written.
+func (o *operator) catalogLoad(ctx context.Context, s *settings, args []string, out io.Writer) error {
+	if len(args) != 1 {
+		return errors.New("catalog load needs one FILE.csv")
+	}
+	f, err := os.Open(args[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	items, err := stock.ReadCatalogCSV(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", args[0], err)
+	}
+	rdb := s.redis()
+	defer rdb.Close()
+	if err := stock.NewCatalog(rdb, s.prefix).Put(ctx, items); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "catalog: loaded %d items\n", len(items))
+	return nil
+}
+
+func (o *operator) catalogShow(ctx context.Context, s *settings, args []string, out io.Writer) error {
+	if len(args) < 2 {
+		return errors.New("catalog show needs a SOURCE and at least one ITEM_ID")
+	}
+	items := make([]stock.Item, 0, len(args)-1)
+	for _, id := range args[1:] {
+		items = append(items, stock.Item{Source: args[0], ItemID: id})
+	}
+	rdb := s.redis()
+	defer rdb.Close()
+	skus, err := stock.NewCatalog(rdb, s.prefix).SKUs(ctx, items)
+	if err != nil {
+		return err
+	}
+	for i, it := range items {
+		sku := skus[i]
+		if sku == "" {
+			sku = "(unknown)"
+		}
+		fmt.Fprintf(out, "%s\t%s\t%s\n", it.Source, it.ItemID, sku)
 	}
 	return nil
 }
