@@ -8,6 +8,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/shopstream/shopstream/ingest/providers"
 	"github.com/shopstream/shopstream/internal/demo"
 	"github.com/shopstream/shopstream/schemas/avro"
@@ -34,6 +36,9 @@ func (o *operator) demo(ctx context.Context, base *settings, _ []string, out io.
 		secrets[name] = "whsec_" + base64.StdEncoding.EncodeToString(b)
 		p.ingest.Providers.Secrets[name] = []string{secrets[name]}
 	}
+	key := make([]byte, 32)
+	_, _ = crand.Read(key)
+	p.ingest.CustomerKey = base64.StdEncoding.EncodeToString(key)
 	p.sink.Server.Schema.DB = "shopstream_demo_" + runID
 	p.ingest.Listen = "127.0.0.1:0"
 	ready := make(chan string, 1)
@@ -74,6 +79,34 @@ func (o *operator) demo(ctx context.Context, base *settings, _ []string, out io.
 		Secrets: secrets,
 		Seed:    func(ctx context.Context, d ...avro.InventoryDelta) error { return produceDeltas(ctx, &s, d...) },
 		Stock:   stock.NewStore(rdb, stock.StoreConfig{Prefix: s.prefix}), ClickHouse: conn, DB: o.clickhouse.Schema.DB,
-		Stopped: stopped,
+		Catalog:   stock.NewCatalog(rdb, s.prefix),
+		Snapshots: func(ctx context.Context, want int) ([]avro.StockSnapshot, error) { return readSnapshots(ctx, &s, want) },
+		Stopped:   stopped,
 	}, out)
+}
+
+// readSnapshots reads the snapshot topic from its start until want
+// snapshots have come, or ctx is done.
+func readSnapshots(ctx context.Context, s *settings, want int) ([]avro.StockSnapshot, error) {
+	cl, err := kgo.NewClient(append(s.kafka().Options(), kgo.ConsumeTopics(s.topics().Snapshots),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	var out []avro.StockSnapshot
+	for len(out) < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return out, fmt.Errorf("%d of %d snapshots: %w", len(out), want, ctx.Err())
+		}
+		for _, r := range fs.Records() {
+			var snap avro.StockSnapshot
+			if err := avro.Default().Unmarshal(r.Value, &snap); err != nil {
+				return out, err
+			}
+			out = append(out, snap)
+		}
+	}
+	return out, nil
 }

@@ -70,6 +70,10 @@ type Pipeline struct {
 	// ClickHouse and DB are where the movements land.
 	ClickHouse driver.Conn
 	DB         string
+	// Catalog maps the storefronts' items to SKUs.
+	Catalog *stock.Catalog
+	// Snapshots reads the snapshot topic until it holds want snapshots.
+	Snapshots func(ctx context.Context, want int) ([]avro.StockSnapshot, error)
 	// Stopped receives the pipeline's error if it stops early.
 	Stopped <-chan error
 }
@@ -100,6 +104,9 @@ func Run(ctx context.Context, cfg Config, p Pipeline, out io.Writer) error {
 	if err := p.Seed(ctx, seeds...); err != nil {
 		return fmt.Errorf("seed stock: %w", err)
 	}
+	if err := p.Catalog.Put(ctx, catalog()); err != nil {
+		return fmt.Errorf("catalog: %w", err)
+	}
 	// Each provider signs as it does, with the pipeline's secret, and its
 	// forgeries the same way under a secret the pipeline does not have.
 	signers, forged := map[string]providertest.Signer{}, map[string]providertest.Signer{}
@@ -114,38 +121,33 @@ func Run(ctx context.Context, cfg Config, p Pipeline, out io.Writer) error {
 	}
 	orders, paid, cancels, forgeries := burst(p.RunID, cfg.Orders)
 	t := newTally()
-	start := time.Now()
-	send := func(hooks []webhook) { sendAll(ctx, p.URL, signers, forged, hooks, cfg.Concurrency, t) }
+	var elapsed time.Duration
+	send := func(hooks []webhook) {
+		start := time.Now()
+		sendAll(ctx, p.URL, signers, forged, hooks, cfg.Concurrency, t)
+		elapsed += time.Since(start)
+	}
 	// A storefront's unpaid orders first; the gateway's payments after.
 	send(orders)
 	send(paid)
 	send(forgeries)
 	// Providers retry: the same deliveries again, which must change nothing.
 	send(paid[:len(paid)/10])
-	send(cancels)
-	elapsed := time.Since(start)
-
-	// Every accepted paid order sells its lines and every accepted
-	// cancellation restocks them (applied or refused): that many distinct
-	// movements must land, plus the seeds.
-	want := uint64(len(seeds)) + t.lines
+	// Every accepted paid order sells its lines (applied or refused): that
+	// many distinct movements land, plus the seeds. The cancellations come
+	// once they have, as they do in a shop: a cancellation that overtook
+	// its payment (their receipts sit in different partitions of
+	// webhooks.raw) would find the order cancelled before it sold, and
+	// neither sell nor restock it, which leaves the same stock but fewer
+	// movements than counted here.
 	deadline := time.Now().Add(cfg.SettleTimeout)
-	var got uint64
-	for {
-		if err := p.ClickHouse.QueryRow(ctx, "SELECT count() FROM "+p.DB+".inventory_movements_final").Scan(&got); err != nil {
-			return err
-		}
-		if got >= want {
-			break
-		}
-		select {
-		case err := <-p.Stopped:
-			return fmt.Errorf("pipeline stopped: %w", err)
-		case <-time.After(300 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("after %v only %d of %d movements reached ClickHouse", cfg.SettleTimeout, got, want)
-		}
+	if err := settle(ctx, p, uint64(len(seeds))+t.lines, deadline); err != nil {
+		return err
+	}
+	send(cancels)
+	// Every accepted cancellation restocks what its order sold.
+	if err := settle(ctx, p, uint64(len(seeds))+t.lines, deadline); err != nil {
+		return err
 	}
 
 	fmt.Fprintf(out, "webhooks: %d sent in %v\n", t.total(), elapsed.Round(time.Millisecond))
@@ -162,7 +164,88 @@ func Run(ctx context.Context, cfg Config, p Pipeline, out io.Writer) error {
 	if !ok {
 		return errors.New("Redis and ClickHouse disagree; see above")
 	}
+	if err := reportStock(ctx, out, p, signers, cfg.Concurrency); err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "\nRedis and ClickHouse agree for every SKU. Query it yourself:\n  clickhouse-client -d %s -q 'SELECT * FROM sales_per_sku_minute'\n", p.DB)
+	return nil
+}
+
+// settle waits until want distinct movements are in ClickHouse.
+func settle(ctx context.Context, p Pipeline, want uint64, deadline time.Time) error {
+	var got uint64
+	for {
+		if err := p.ClickHouse.QueryRow(ctx, "SELECT count() FROM "+p.DB+".inventory_movements_final").Scan(&got); err != nil {
+			return err
+		}
+		if got >= want {
+			return nil
+		}
+		select {
+		case err := <-p.Stopped:
+			return fmt.Errorf("pipeline stopped: %w", err)
+		case <-time.After(300 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after the settle timeout only %d of %d movements reached ClickHouse", got, want)
+		}
+	}
+}
+
+// catalog is the storefronts' items of the demo's SKUs: Shopify inventory
+// items 9001, 9002, ..., and Webflow SKU items wf-<sku>.
+func catalog() []stock.Item {
+	var items []stock.Item
+	for i, sku := range skuNames() {
+		items = append(items, stock.Item{Source: "shopify", ItemID: fmt.Sprint(shopifyItem(i)), SKU: sku},
+			stock.Item{Source: "webflow", ItemID: "wf-" + sku, SKU: sku})
+	}
+	return items
+}
+
+func skuNames() []string {
+	skus := make([]string, 0, len(Stock))
+	for sku := range Stock {
+		skus = append(skus, sku)
+	}
+	sort.Strings(skus)
+	return skus
+}
+
+func shopifyItem(i int) int64 { return 9001 + int64(i) }
+
+// reportStock has Shopify and Webflow report each SKU's stock as it now
+// stands, as their inventory webhooks do, and prints the snapshots that
+// reached the snapshot topic, named by SKU through the catalog.
+func reportStock(ctx context.Context, out io.Writer, p Pipeline, signers map[string]providertest.Signer, concurrency int) error {
+	var hooks []webhook
+	now := time.Now().UTC()
+	for i, sku := range skuNames() {
+		n, err := p.Stock.Stock(ctx, sku)
+		if err != nil {
+			return err
+		}
+		l := providertest.Level{ShopifyItem: shopifyItem(i), WebflowItem: "wf-" + sku, Available: n, At: now}
+		hooks = append(hooks, webhook{provider: "shopify", id: fmt.Sprintf("shopify_%s_level_%s", p.RunID, sku), body: l.Shopify()},
+			webhook{provider: "webflow", body: l.Webflow()})
+	}
+	t := newTally()
+	sendAll(ctx, p.URL, signers, nil, hooks, concurrency, t)
+	fmt.Fprintf(out, "\nstorefronts report their stock (inventory webhooks): %d sent\n", t.total())
+	for _, k := range t.keys() {
+		fmt.Fprintf(out, "  %-40s %d\n", k, t.counts[k])
+	}
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	snaps, err := p.Snapshots(rctx, len(hooks))
+	if err != nil {
+		return fmt.Errorf("snapshots: %w", err)
+	}
+	fmt.Fprintf(out, "\ninventory.snapshots (key: SKU, from the catalog):\n")
+	sort.Slice(snaps, func(i, j int) bool { return snaps[i].SKU+snaps[i].Source < snaps[j].SKU+snaps[j].Source })
+	for _, s := range snaps {
+		fmt.Fprintf(out, "  %-8s %-8s item %-26s available %d\n", s.SKU, s.Source, s.ItemID, s.Available)
+	}
 	return nil
 }
 
