@@ -34,7 +34,7 @@ var files embed.FS
 
 // Order in which the schema files are parsed: a later file may name a type
 // that an earlier one defines (movements reuse DeltaKind; a receipt carries an
-// OrderEvent and a StockSnapshot).
+// OrderEvent and a StockSnapshot, an OrderApplied its OrderEvent).
 var schemaFiles = []struct {
 	file   string
 	goType reflect.Type
@@ -44,6 +44,10 @@ var schemaFiles = []struct {
 	{"inventory_movement.avsc", reflect.TypeOf(InventoryMovement{})},
 	{"stock_snapshot.avsc", reflect.TypeOf(StockSnapshot{})},
 	{"webhook_receipt.avsc", reflect.TypeOf(WebhookReceipt{})},
+	{"webhook_outcome.avsc", reflect.TypeOf(WebhookOutcome{})},
+	{"order_applied.avsc", reflect.TypeOf(OrderApplied{})},
+	{"stock_drift.avsc", reflect.TypeOf(StockDrift{})},
+	{"pipeline_metric.avsc", reflect.TypeOf(PipelineMetric{})},
 }
 
 // magic is the single-object encoding marker, from the Avro specification;

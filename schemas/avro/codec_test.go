@@ -69,9 +69,13 @@ func TestFingerprintsMatchTheReferenceImplementation(t *testing.T) {
 		fp uint64
 	}{
 		{OrderEvent{}, 0x1e76943895a34d97},
-		{InventoryDelta{}, 0x56485c551c7f6afa},
-		{InventoryMovement{}, 0x24f81a0e76ce4e95},
-		{WebhookReceipt{}, 0x13332594cd860b7a},
+		{InventoryDelta{}, 0xbc7a28f61647d27c},
+		{InventoryMovement{}, 0x5402bfa70cf538f5},
+		{WebhookReceipt{}, 0xd8bb06b4588c5ba3},
+		{WebhookOutcome{}, 0x2e89389d62d68c20},
+		{OrderApplied{}, 0x5c52dd079d762a9b},
+		{StockDrift{}, 0x9c094275b2a42f7d},
+		{PipelineMetric{}, 0xfc416afc93e594fe},
 		{StockSnapshot{}, 0xe08eec1ce7fcfbff},
 	} {
 		v, fp := tt.v, tt.fp
@@ -298,6 +302,19 @@ func TestHistoryStaysReadable(t *testing.T) {
 			&OrderEvent{}, func(v any) bool {
 				e := v.(*OrderEvent)
 				return e.Type == OrderCancelled && e.CustomerHash == ""
+			}},
+		{"history/inventory_delta.v1.avsc", 0x56485c551c7f6afa, map[string]any{"delta_id": "o:1:sale", "sku": "S", "kind": "SALE",
+			"quantity": int64(-1), "order_id": "o", "event_id": "e", "occurred_at": ms(3), "correlation_id": "", "reverses": ""},
+			&InventoryDelta{}, func(v any) bool {
+				d := v.(*InventoryDelta)
+				return d.DeltaID == "o:1:sale" && d.Provider == "" && d.ReceivedAt.UnixMilli() == 0
+			}},
+		{"history/inventory_movement.v1.avsc", 0x24f81a0e76ce4e95, map[string]any{"movement_id": "m", "sku": "S", "kind": "RESTOCK",
+			"status": "APPLIED", "quantity": int64(1), "stock_after": int64(5), "reason": "", "order_id": "o", "occurred_at": ms(3),
+			"applied_at": ms(4), "correlation_id": ""},
+			&InventoryMovement{}, func(v any) bool {
+				m := v.(*InventoryMovement)
+				return m.Kind == DeltaRestock && m.StockAfter == 5 && m.Provider == "" && m.ReceivedAt.UnixMilli() == 0
 			}},
 	} {
 		t.Run(tt.file, func(t *testing.T) {

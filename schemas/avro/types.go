@@ -20,6 +20,27 @@ const (
 	DeltaAdjustment = "ADJUSTMENT"
 )
 
+// Webhook outcomes (the WebhookOutcomeKind enum).
+const (
+	OutcomeAccepted  = "ACCEPTED"
+	OutcomeDuplicate = "DUPLICATE"
+	OutcomeRejected  = "REJECTED"
+)
+
+// Order transitions (the OrderTransition enum).
+const (
+	TransitionNone    = "NONE"
+	TransitionSale    = "SALE"
+	TransitionRestock = "RESTOCK"
+)
+
+// Drift actions (the DriftAction enum).
+const (
+	DriftNone        = "NONE"
+	DriftHealed      = "HEALED"
+	DriftNeedsReview = "NEEDS_REVIEW"
+)
+
 // Movement statuses (the MovementStatus enum).
 const (
 	MovementApplied = "APPLIED"
@@ -60,6 +81,8 @@ type InventoryDelta struct {
 	OccurredAt    time.Time `avro:"occurred_at"`
 	CorrelationID string    `avro:"correlation_id"`
 	Reverses      string    `avro:"reverses"`
+	Provider      string    `avro:"provider"`
+	ReceivedAt    time.Time `avro:"received_at"`
 }
 
 // InventoryMovement is inventory_movement.avsc.
@@ -75,6 +98,8 @@ type InventoryMovement struct {
 	OccurredAt    time.Time `avro:"occurred_at"`
 	AppliedAt     time.Time `avro:"applied_at"`
 	CorrelationID string    `avro:"correlation_id"`
+	Provider      string    `avro:"provider"`
+	ReceivedAt    time.Time `avro:"received_at"`
 }
 
 // WebhookReceipt is webhook_receipt.avsc.
@@ -84,6 +109,7 @@ type WebhookReceipt struct {
 	ReceivedAt time.Time         `avro:"received_at"`
 	Headers    map[string]string `avro:"headers"`
 	Body       []byte            `avro:"body"`
+	EventType  string            `avro:"event_type"`
 	// Event is nil for a delivery kept only as a receipt.
 	Event *OrderEvent `avro:"event"`
 	// Stock is nil for a delivery that is not an inventory webhook.
@@ -101,4 +127,62 @@ type StockSnapshot struct {
 	ObservedAt    time.Time `avro:"observed_at"`
 	ReceivedAt    time.Time `avro:"received_at"`
 	CorrelationID string    `avro:"correlation_id"`
+}
+
+// WebhookOutcome is webhook_outcome.avsc.
+type WebhookOutcome struct {
+	OutcomeID     string    `avro:"outcome_id"`
+	Provider      string    `avro:"provider"`
+	DeliveryID    string    `avro:"delivery_id"`
+	EventType     string    `avro:"event_type"`
+	Outcome       string    `avro:"outcome"`
+	Reason        string    `avro:"reason"`
+	Status        int32     `avro:"status"`
+	Size          int64     `avro:"size"`
+	ReceivedAt    time.Time `avro:"received_at"`
+	CorrelationID string    `avro:"correlation_id"`
+}
+
+// OrderApplied is order_applied.avsc.
+type OrderApplied struct {
+	Event       OrderEvent `avro:"event"`
+	StatusAfter string     `avro:"status_after"`
+	Transition  string     `avro:"transition"`
+	Stale       bool       `avro:"stale"`
+	AppliedAt   time.Time  `avro:"applied_at"`
+}
+
+// StockDrift is stock_drift.avsc.
+type StockDrift struct {
+	DriftID        string    `avro:"drift_id"`
+	SKU            string    `avro:"sku"`
+	SnapshotID     string    `avro:"snapshot_id"`
+	Source         string    `avro:"source"`
+	TruthAvailable int64     `avro:"truth_available"`
+	RedisStock     int64     `avro:"redis_stock"`
+	Reserved       int64     `avro:"reserved"`
+	InFlight       int64     `avro:"in_flight"`
+	Difference     int64     `avro:"difference"`
+	Action         string    `avro:"action"`
+	ObservedAt     time.Time `avro:"observed_at"`
+	ReconciledAt   time.Time `avro:"reconciled_at"`
+}
+
+// PipelineMetric is pipeline_metric.avsc.
+type PipelineMetric struct {
+	MetricID        string    `avro:"metric_id"`
+	Minute          time.Time `avro:"minute"`
+	Stage           string    `avro:"stage"`
+	Instance        string    `avro:"instance"`
+	Records         int64     `avro:"records"`
+	ErrorsTransient int64     `avro:"errors_transient"`
+	ErrorsPermanent int64     `avro:"errors_permanent"`
+	DeadLettered    int64     `avro:"dead_lettered"`
+	LatencyP50Ms    float64   `avro:"latency_p50_ms"`
+	LatencyP95Ms    float64   `avro:"latency_p95_ms"`
+	LatencyP99Ms    float64   `avro:"latency_p99_ms"`
+	Group           string    `avro:"group"`
+	Topic           string    `avro:"topic"`
+	Partition       int32     `avro:"partition"`
+	Lag             int64     `avro:"lag"`
 }
