@@ -31,6 +31,14 @@ const (
 	// long as the SKU exists, so a reconciler that starts from earliest
 	// reads every SKU's current truth without a week of history.
 	Snapshots = "inventory.snapshots"
+	// What the analysts' tables are made of, beside the movements: what
+	// became of each webhook request, what the orders stage decided for
+	// each order event, each reconciliation's drift, and each stage's
+	// work by the minute.
+	Outcomes   = "webhooks.outcomes"
+	Applied    = "orders.applied"
+	StockDrift = "inventory.drift"
+	Metrics    = "pipeline.metrics"
 )
 
 // DLQ is the dead-letter topic of topic: where records that cannot be
@@ -75,6 +83,7 @@ func (o *Options) setDefaults() {
 // Names are the topic names under one prefix.
 type Names struct {
 	WebhooksRaw, Orders, Deltas, Movements, Snapshots string
+	Outcomes, Applied, Drift, Metrics                 string
 }
 
 // NamesFor returns the topic names under prefix.
@@ -85,6 +94,10 @@ func NamesFor(prefix string) Names {
 		Deltas:      prefix + Deltas,
 		Movements:   prefix + Movements,
 		Snapshots:   prefix + Snapshots,
+		Outcomes:    prefix + Outcomes,
+		Applied:     prefix + Applied,
+		Drift:       prefix + StockDrift,
+		Metrics:     prefix + Metrics,
 	}
 }
 
@@ -131,10 +144,18 @@ func Topics(o Options) []Topic {
 		topic(n.Deltas, forever, o.Partitions),
 		topic(n.Movements, 30*day, o.Partitions),
 		compacted(n.Snapshots, o.Partitions),
+		topic(n.Outcomes, 30*day, o.Partitions),
+		topic(n.Applied, 30*day, o.Partitions),
+		topic(n.Drift, 30*day, o.Partitions),
+		topic(n.Metrics, 7*day, o.Partitions),
 		topic(DLQ(n.WebhooksRaw), 14*day, dlqPartitions),
 		topic(DLQ(n.Orders), 14*day, dlqPartitions),
 		topic(DLQ(n.Deltas), 14*day, dlqPartitions),
 		topic(DLQ(n.Movements), 14*day, dlqPartitions),
+		topic(DLQ(n.Outcomes), 14*day, dlqPartitions),
+		topic(DLQ(n.Applied), 14*day, dlqPartitions),
+		topic(DLQ(n.Drift), 14*day, dlqPartitions),
+		topic(DLQ(n.Metrics), 14*day, dlqPartitions),
 	}
 }
 

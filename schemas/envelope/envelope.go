@@ -53,8 +53,9 @@ func movementEventType(s string) string { return "inventory.movement." + strings
 
 // Record returns the record that carries v on topic. v is a pointer to one
 // of the contract types of schemas/avro; its key is what orders it (the
-// order id for order events, the SKU for deltas, movements and snapshots,
-// the delivery id for receipts). correlationID is used when v carries none of its own.
+// order id for order events and decisions, the SKU for deltas, movements,
+// snapshots and drift, the delivery id for receipts and outcomes, the stage
+// for pipeline metrics). correlationID is used when v carries none of its own.
 // An error means v cannot be encoded, which retrying will not change.
 func Record(topic string, v any, correlationID string) (*kgo.Record, error) {
 	var (
@@ -73,6 +74,20 @@ func Record(topic string, v any, correlationID string) (*kgo.Record, error) {
 	case *avro.InventoryMovement:
 		key, eventType = c.SKU, movementEventType(c.Status)
 		correlationID = or(c.CorrelationID, correlationID)
+	case *avro.WebhookOutcome:
+		key = c.OutcomeID
+		if c.DeliveryID != "" {
+			key = c.Provider + ":" + c.DeliveryID
+		}
+		eventType, provider, receivedAt = "webhook.outcome."+strings.ToLower(c.Outcome), c.Provider, c.ReceivedAt.UnixMilli()
+		correlationID = or(c.CorrelationID, correlationID)
+	case *avro.OrderApplied:
+		key, eventType, provider, receivedAt = c.Event.OrderID, "order.applied."+strings.ToLower(c.Transition), c.Event.Provider, c.Event.ReceivedAt.UnixMilli()
+		correlationID = or(c.Event.CorrelationID, correlationID)
+	case *avro.StockDrift:
+		key, eventType = c.SKU, "inventory.drift."+strings.ToLower(c.Action)
+	case *avro.PipelineMetric:
+		key, eventType = c.Stage, "pipeline.metric"
 	case *avro.StockSnapshot:
 		// A snapshot without its SKU would be compacted under the empty
 		// key, replacing every other such snapshot.
