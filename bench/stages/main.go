@@ -143,7 +143,7 @@ func run(stage string, n, skus int, dist string, batch int) error {
 	go func() {
 		switch stage {
 		case "orders":
-			done <- orders.Run(sctx, orders.Config{Stream: cfg, Deltas: names.Deltas, Redis: rdb, Prefix: prefix})
+			done <- orders.Run(sctx, orders.Config{Stream: cfg, Topics: orders.Topics{Deltas: names.Deltas, Applied: names.Applied}, Redis: rdb, Prefix: prefix})
 		case "deliveries":
 			done <- deliveries.Run(sctx, deliveries.Config{Stream: cfg, Topics: deliveries.Topics{Orders: names.Orders, Snapshots: names.Snapshots}, Redis: rdb, Prefix: prefix})
 		default:

@@ -69,7 +69,8 @@ func (p *pipeline) stages() []*stage {
 				if err := s.transform(&ord.Stream, "orders", s.topics().Orders); err != nil {
 					return err
 				}
-				ord.Deltas, ord.Redis, ord.Prefix = s.topics().Deltas, rdb, s.prefix
+				ord.Topics = orders.Topics{Deltas: s.topics().Deltas, Applied: s.topics().Applied}
+				ord.Redis, ord.Prefix = rdb, s.prefix
 				return ord.Validate()
 			},
 			run: func(ctx context.Context) error { return orders.Run(ctx, *ord) }},

@@ -66,7 +66,7 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 		m := avro.InventoryMovement{
 			MovementID: d.DeltaID, SKU: d.SKU, Kind: d.Kind, Status: out.Status, Quantity: d.Quantity,
 			StockAfter: out.StockAfter, Reason: out.Reason, OrderID: d.OrderID, OccurredAt: d.OccurredAt,
-			AppliedAt: out.AppliedAt, CorrelationID: d.CorrelationID,
+			AppliedAt: out.AppliedAt, CorrelationID: d.CorrelationID, Provider: d.Provider, ReceivedAt: d.ReceivedAt,
 		}
 		r, err := envelope.Record(p.movements, &m, "")
 		if err != nil {

@@ -26,6 +26,24 @@ type State struct {
 	// its own events, in either order: the sale happens when both are known.
 	Paid  bool   `json:"paid,omitempty"`
 	Known []Line `json:"known,omitempty"`
+	// Decided is what was decided for each event of the order the first
+	// time it came, by event id: what orders.applied says of it every time
+	// it comes again, so that a replay, which meets the order's final state
+	// instead of the one the event first met, reports the same decision.
+	Decided map[string]Decision `json:"decided,omitempty"`
+}
+
+// Decision is what the orders stage decided for one event.
+type Decision struct {
+	// After is the order's status once the event was applied.
+	After string `json:"after"`
+	// Transition is the transition the event caused.
+	Transition Transition `json:"t,omitempty"`
+	// Stale says that the order's status afterwards was not this event's:
+	// a later event of the order had come first.
+	Stale bool `json:"stale,omitempty"`
+	// At is when it was decided, in Unix milliseconds.
+	At int64 `json:"at"`
 }
 
 // Line is a sold line.
@@ -155,6 +173,8 @@ func Deltas(s State, e *avro.OrderEvent, t Transition) []avro.InventoryDelta {
 			EventID:       e.EventID,
 			OccurredAt:    e.OccurredAt,
 			CorrelationID: e.CorrelationID,
+			Provider:      e.Provider,
+			ReceivedAt:    e.ReceivedAt,
 		})
 	}
 	return out

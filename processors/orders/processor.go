@@ -16,6 +16,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -96,21 +98,32 @@ func (r *RedisStates) SaveMany(ctx context.Context, states map[string]State) err
 	return nil
 }
 
+// Topics are where the stage produces.
+type Topics struct {
+	// Deltas receives the deltas of each transition.
+	Deltas string
+	// Applied receives what was decided for each event (OrderApplied),
+	// which the analysts' order tables are made of.
+	Applied string
+}
+
 // Processor is the stream.RunHandler of the orders stage.
 type Processor struct {
 	states StateStore
 	codec  *avro.Registry
-	deltas string
+	topics Topics
+	now    func() time.Time
 }
 
 // NewProcessor returns a Processor that keeps state in states and produces
-// deltas to the deltas topic.
-func NewProcessor(states StateStore, deltas string) *Processor {
-	return &Processor{states: states, codec: avro.Default(), deltas: deltas}
+// to topics.
+func NewProcessor(states StateStore, topics Topics) *Processor {
+	return &Processor{states: states, codec: avro.Default(), topics: topics, now: time.Now}
 }
 
 // HandleRuns runs a polled batch of order events through the state machine
-// and returns the delta records their transitions cause, in event order.
+// and returns, in event order, each event's decision and the delta records
+// its transition causes.
 // The batch's order states are read in one round trip and the changed ones
 // written in one, before the transaction that carries the deltas commits.
 // A record that is not a valid order event is rejected, for the loop to
@@ -134,10 +147,21 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 		return stream.Result{}, err
 	}
 	changed := map[string]State{}
+	now := p.now().UTC().Truncate(time.Millisecond)
 	for i := range events {
 		e := &events[i].Value
 		next, ok, t := Step(states[e.OrderID], e)
-		recs, err := p.records(Deltas(next, e, t))
+		d, known := next.Decided[e.EventID]
+		if !known {
+			d = Decision{After: next.Status, Transition: t, Stale: next.Status != e.Type || next.Version != e.Version, At: now.UnixMilli()}
+			next.Decided = maps.Clone(next.Decided)
+			if next.Decided == nil {
+				next.Decided = map[string]Decision{}
+			}
+			next.Decided[e.EventID] = d
+			ok = true
+		}
+		recs, err := p.records(e, d, Deltas(next, e, t))
 		if err != nil {
 			// Rejected before its state moves, so that the order stays as
 			// if the event had not come.
@@ -156,14 +180,28 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 	return res, nil
 }
 
-func (p *Processor) records(deltas []avro.InventoryDelta) ([]*kgo.Record, error) {
-	out := make([]*kgo.Record, len(deltas))
+// records are the event's decision, then its deltas.
+func (p *Processor) records(e *avro.OrderEvent, d Decision, deltas []avro.InventoryDelta) ([]*kgo.Record, error) {
+	transition := avro.TransitionNone
+	switch d.Transition {
+	case Sale:
+		transition = avro.TransitionSale
+	case Restock:
+		transition = avro.TransitionRestock
+	}
+	applied, err := envelope.Record(p.topics.Applied, &avro.OrderApplied{Event: *e, StatusAfter: d.After, Transition: transition,
+		Stale: d.Stale, AppliedAt: time.UnixMilli(d.At).UTC()}, "")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*kgo.Record, 1, 1+len(deltas))
+	out[0] = applied
 	for i := range deltas {
-		r, err := envelope.Record(p.deltas, &deltas[i], "")
+		r, err := envelope.Record(p.topics.Deltas, &deltas[i], "")
 		if err != nil {
 			return nil, err
 		}
-		out[i] = r
+		out = append(out, r)
 	}
 	return out, nil
 }

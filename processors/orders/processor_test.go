@@ -2,6 +2,7 @@ package orders
 
 import (
 	"bytes"
+	"fmt"
 	"context"
 	"strings"
 	"testing"
@@ -22,35 +23,61 @@ func record(t *testing.T, e *avro.OrderEvent) *kgo.Record {
 	return &kgo.Record{Topic: "orders", Key: []byte(e.OrderID), Value: v}
 }
 
+var topics = Topics{Deltas: "inventory.deltas", Applied: "orders.applied"}
+
+// split parts a batch's outputs into its decisions and its deltas.
+func split(t *testing.T, outs []*kgo.Record) (applied []avro.OrderApplied, deltas []*kgo.Record) {
+	t.Helper()
+	for _, r := range outs {
+		switch r.Topic {
+		case topics.Applied:
+			var a avro.OrderApplied
+			if err := avro.Default().Unmarshal(r.Value, &a); err != nil {
+				t.Fatal(err)
+			}
+			applied = append(applied, a)
+		case topics.Deltas:
+			deltas = append(deltas, r)
+		default:
+			t.Fatalf("output to %s", r.Topic)
+		}
+	}
+	return applied, deltas
+}
+
 // The state is saved before the Kafka commit: an event delivered again after
 // a crash in between must yield the same delta records, byte for byte.
 func TestRedeliveredEventReemitsSameDeltas(t *testing.T) {
-	p := NewProcessor(NewRedisStates(testenv.Redis(t), testenv.Namespace(t)), "inventory.deltas")
+	p := NewProcessor(NewRedisStates(testenv.Redis(t), testenv.Namespace(t)), topics)
 	paid := record(t, ev("e2", avro.OrderPaid, 2))
-	first, err := streamtest.HandleOne(p, paid)
+	out, err := streamtest.HandleOne(p, paid)
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, first := split(t, out)
 	if len(first) != 2 || string(first[0].Key) != "A" || string(first[1].Key) != "B" {
 		t.Fatalf("first delivery: %d records", len(first))
 	}
-	again, err := streamtest.HandleOne(p, paid)
+	out, err = streamtest.HandleOne(p, paid)
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, again := split(t, out)
 	for i := range first {
 		if !bytes.Equal(first[i].Value, again[i].Value) {
 			t.Fatalf("delta %d differs on redelivery", i)
 		}
 	}
-	stale, err := streamtest.HandleOne(p, record(t, ev("e1", avro.OrderCreated, 1)))
-	if err != nil || len(stale) != 0 {
-		t.Fatalf("a stale event emitted %d records, err %v", len(stale), err)
+	out, err = streamtest.HandleOne(p, record(t, ev("e1", avro.OrderCreated, 1)))
+	applied, stale := split(t, out)
+	if err != nil || len(stale) != 0 || len(applied) != 1 || !applied[0].Stale || applied[0].StatusAfter != avro.OrderPaid ||
+		applied[0].Transition != avro.TransitionNone {
+		t.Fatalf("a stale event emitted %d deltas and %+v, err %v", len(stale), applied, err)
 	}
 }
 
 func TestBadEventsArePermanent(t *testing.T) {
-	p := NewProcessor(NewRedisStates(nil, ""), "d")
+	p := NewProcessor(NewRedisStates(nil, ""), topics)
 	bad := ev("e", avro.OrderPaid, 1)
 	bad.Lines[0].Quantity = -1
 	for name, rec := range map[string]*kgo.Record{
@@ -69,7 +96,7 @@ func TestBadEventsArePermanent(t *testing.T) {
 // crash between the state write and the Kafka commit, and must emit the
 // same deltas, byte for byte.
 func TestABatchAndItsRedeliveryEmitTheSameDeltas(t *testing.T) {
-	p := NewProcessor(NewRedisStates(testenv.Redis(t), testenv.Namespace(t)), "inventory.deltas")
+	p := NewProcessor(NewRedisStates(testenv.Redis(t), testenv.Namespace(t)), topics)
 	other := func(id, typ string, v int64) *avro.OrderEvent {
 		e := ev(id, typ, v)
 		e.OrderID = "o2"
@@ -84,8 +111,19 @@ func TestABatchAndItsRedeliveryEmitTheSameDeltas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	applied, deltas := split(t, first.Outputs)
+	var decided []string
+	for _, a := range applied {
+		decided = append(decided, fmt.Sprintf("%s:%s:%s:%v", a.Event.EventID, a.StatusAfter, a.Transition, a.Stale))
+	}
+	// A replay meets each order in its final state; what it reports of each
+	// event must still be what the event first met (checked below, byte for
+	// byte).
+	if got, want := strings.Join(decided, " "), "e1:PAID:SALE:false e2:CANCELLED:RESTOCK:false f2:PAID:SALE:false f1:PAID:NONE:true"; got != want {
+		t.Fatalf("decisions %s, want %s", got, want)
+	}
 	var ids []string
-	for _, r := range first.Outputs {
+	for _, r := range deltas {
 		var d avro.InventoryDelta
 		if err := avro.Default().Unmarshal(r.Value, &d); err != nil {
 			t.Fatal(err)
@@ -104,11 +142,11 @@ func TestABatchAndItsRedeliveryEmitTheSameDeltas(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(again.Outputs) != len(first.Outputs) {
-		t.Fatalf("redelivery emitted %d deltas, the first delivery %d", len(again.Outputs), len(first.Outputs))
+		t.Fatalf("redelivery emitted %d records, the first delivery %d", len(again.Outputs), len(first.Outputs))
 	}
 	for i := range first.Outputs {
 		if !bytes.Equal(first.Outputs[i].Value, again.Outputs[i].Value) {
-			t.Fatalf("delta %d differs on redelivery", i)
+			t.Fatalf("record %d (%s) differs on redelivery", i, first.Outputs[i].Topic)
 		}
 	}
 }

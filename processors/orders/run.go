@@ -16,8 +16,8 @@ type Config struct {
 	// group, input, transactional id and middleware, and its tuning
 	// (flags). Required.
 	Stream stream.TransformConfig
-	// Deltas is the topic deltas are produced to. Required.
-	Deltas string
+	// Topics are where deltas and decisions are produced. Required.
+	Topics Topics
 	// Redis keeps the order states. Required.
 	Redis redis.Cmdable
 	// Prefix namespaces the state keys. Default "".
@@ -29,8 +29,8 @@ func (c *Config) RegisterFlags(fs *conf.FlagSet) { c.Stream.RegisterFlags(fs, "o
 
 // Validate reports what is missing or cannot work.
 func (c *Config) Validate() error {
-	if c.Deltas == "" || c.Redis == nil {
-		return errors.New("orders: Deltas and Redis are required")
+	if c.Topics.Deltas == "" || c.Topics.Applied == "" || c.Redis == nil {
+		return errors.New("orders: Topics and Redis are required")
 	}
 	return c.Stream.Validate()
 }
@@ -40,5 +40,5 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	return stream.Transform(ctx, cfg.Stream, NewProcessor(NewRedisStates(cfg.Redis, cfg.Prefix), cfg.Deltas))
+	return stream.Transform(ctx, cfg.Stream, NewProcessor(NewRedisStates(cfg.Redis, cfg.Prefix), cfg.Topics))
 }
