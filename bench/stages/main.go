@@ -145,7 +145,7 @@ func run(stage string, n, skus int, dist string, batch int) error {
 		case "orders":
 			done <- orders.Run(sctx, orders.Config{Stream: cfg, Topics: orders.Topics{Deltas: names.Deltas, Applied: names.Applied}, Redis: rdb, Prefix: prefix})
 		case "deliveries":
-			done <- deliveries.Run(sctx, deliveries.Config{Stream: cfg, Topics: deliveries.Topics{Orders: names.Orders, Snapshots: names.Snapshots}, Redis: rdb, Prefix: prefix})
+			done <- deliveries.Run(sctx, deliveries.Config{Stream: cfg, Topics: deliveries.Topics{Orders: names.Orders, Snapshots: names.Snapshots, Outcomes: names.Outcomes}, Redis: rdb, Prefix: prefix})
 		default:
 			done <- inventory.Run(sctx, inventory.Config{Stream: cfg, Movements: names.Movements, Redis: rdb,
 				Stock: stock.StoreConfig{Prefix: prefix}})

@@ -59,7 +59,7 @@ func (p *pipeline) stages() []*stage {
 				if err := s.transform(&dlv.Stream, "deliveries", s.topics().WebhooksRaw); err != nil {
 					return err
 				}
-				dlv.Topics = deliveries.Topics{Orders: s.topics().Orders, Snapshots: s.topics().Snapshots}
+				dlv.Topics = deliveries.Topics{Orders: s.topics().Orders, Snapshots: s.topics().Snapshots, Outcomes: s.topics().Outcomes}
 				dlv.Redis, dlv.Prefix = rdb, s.prefix
 				return dlv.Validate()
 			},

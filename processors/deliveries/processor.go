@@ -2,7 +2,10 @@
 // edge wrote to webhooks.raw, lets the first sighting of each provider
 // delivery id through, and forwards what that receipt carries, an order
 // event to the orders topic or a stock snapshot to inventory.snapshots, in
-// a Kafka transaction with its input offsets.
+// a Kafka transaction with its input offsets. Every receipt also gets its
+// outcome on webhooks.outcomes, in the same transaction: accepted for a
+// first copy, duplicate for a later one, which with the edge's own
+// rejections is what analysts count webhooks by.
 //
 // A snapshot reaches its topic named by SKU, its key there. An inventory
 // webhook names the storefront's own item, so the stage asks the catalog
@@ -127,6 +130,9 @@ type Catalog interface {
 // Topics are where the stage forwards to.
 type Topics struct {
 	Orders, Snapshots string
+	// Outcomes receives, for every receipt, whether it was its delivery's
+	// first copy (accepted) or a later one (duplicate).
+	Outcomes string
 }
 
 // Processor is the stream.RunHandler of the deliveries stage.
@@ -161,9 +167,16 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 	if err := p.nameSKUs(ctx, receipts); err != nil {
 		return stream.Result{}, err
 	}
+	// forward is a receipt that passed, with what it forwards (nil for a
+	// kind kept only as a receipt) and its sighting's index (-1: none).
+	type forward struct {
+		receipt  stream.Decoded[avro.WebhookReceipt]
+		out      *kgo.Record
+		sighting int
+	}
 	var (
 		sightings []Sighting
-		outputs   []*kgo.Record
+		forwards  []forward
 	)
 	for _, r := range receipts {
 		corr, _ := envelope.Header(r.Record, envelope.HeaderCorrelationID)
@@ -180,25 +193,50 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 		case v.Stock != nil:
 			out, err = envelope.Record(p.topics.Snapshots, v.Stock, corr)
 		default:
+			// Kept only as a receipt: nothing is forwarded, so nothing is
+			// recorded either, and every copy is reported accepted under
+			// the delivery's own id, one row once deduplicated.
+			forwards = append(forwards, forward{receipt: r, sighting: -1})
 			continue
 		}
 		if err != nil {
 			res.Rejected = append(res.Rejected, stream.Rejection{Record: r.Record, Err: stream.Permanent(err)})
 			continue
 		}
+		forwards = append(forwards, forward{receipt: r, out: out, sighting: len(sightings)})
 		sightings = append(sightings, Sighting{Key: r.Value.Provider + ":" + r.Value.DeliveryID, Position: position(r.Record)})
-		outputs = append(outputs, out)
 	}
 	first, err := p.seen.Record(ctx, sightings)
 	if err != nil {
 		return stream.Result{}, err
 	}
-	for i, out := range outputs {
-		if first[i] {
-			res.Outputs = append(res.Outputs, out)
+	for _, f := range forwards {
+		isFirst := f.sighting < 0 || first[f.sighting]
+		o, err := p.outcome(f.receipt, isFirst)
+		if err != nil {
+			return stream.Result{}, err
+		}
+		res.Outputs = append(res.Outputs, o)
+		if isFirst && f.out != nil {
+			res.Outputs = append(res.Outputs, f.out)
 		}
 	}
 	return res, nil
+}
+
+// outcome reports what became of a receipt: the first copy of its delivery
+// is accepted under the delivery's id, a later copy a duplicate under its
+// own position, so that a replay writes the same rows again and
+// deduplicating by id counts each delivery once and each copy once.
+func (p *Processor) outcome(r stream.Decoded[avro.WebhookReceipt], first bool) (*kgo.Record, error) {
+	v := r.Value
+	o := &avro.WebhookOutcome{OutcomeID: v.Provider + ":" + v.DeliveryID, Provider: v.Provider, DeliveryID: v.DeliveryID,
+		EventType: v.EventType, Outcome: avro.OutcomeAccepted, Status: 200, Size: int64(len(v.Body)), ReceivedAt: v.ReceivedAt}
+	if !first {
+		o.OutcomeID, o.Outcome, o.Reason = position(r.Record), avro.OutcomeDuplicate, "deliveries"
+	}
+	corr, _ := envelope.Header(r.Record, envelope.HeaderCorrelationID)
+	return envelope.Record(p.topics.Outcomes, o, corr)
 }
 
 // nameSKUs fills in the SKU of every snapshot that names only its item,

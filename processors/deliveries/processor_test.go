@@ -19,7 +19,7 @@ import (
 
 var (
 	at     = time.UnixMilli(1_780_000_000_000).UTC()
-	topics = Topics{Orders: "orders", Snapshots: "inventory.snapshots"}
+	topics = Topics{Orders: "orders", Snapshots: "inventory.snapshots", Outcomes: "webhooks.outcomes"}
 )
 
 // noCatalog knows no item.
@@ -49,13 +49,41 @@ func copyOf(t *testing.T, id, order string, offset int64) *kgo.Record {
 func orderIDs(t *testing.T, outs []*kgo.Record) []string {
 	t.Helper()
 	var ids []string
-	for _, o := range outs {
+	for _, o := range forwarded(outs) {
 		if o.Topic != "orders" {
 			t.Fatalf("output to %s", o.Topic)
 		}
 		ids = append(ids, string(o.Key))
 	}
 	return ids
+}
+
+// forwarded are the outputs other than outcomes.
+func forwarded(outs []*kgo.Record) []*kgo.Record {
+	var fw []*kgo.Record
+	for _, o := range outs {
+		if o.Topic != topics.Outcomes {
+			fw = append(fw, o)
+		}
+	}
+	return fw
+}
+
+// outcomes are the outcomes among outs, as "<id> <outcome>".
+func outcomes(t *testing.T, outs []*kgo.Record) []string {
+	t.Helper()
+	var got []string
+	for _, o := range outs {
+		if o.Topic != topics.Outcomes {
+			continue
+		}
+		var w avro.WebhookOutcome
+		if err := avro.Default().Unmarshal(o.Value, &w); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, w.OutcomeID+" "+w.Outcome)
+	}
+	return got
 }
 
 func handle(t *testing.T, p *Processor, recs ...*kgo.Record) stream.Result {
@@ -79,15 +107,22 @@ func TestOnlyTheFirstCopyOfADeliveryIsForwarded(t *testing.T) {
 	if got := orderIDs(t, res.Outputs); len(got) != 2 || got[0] != "o-1" || got[1] != "o-2" {
 		t.Fatalf("first batch forwarded %v, want [o-1 o-2]", got)
 	}
-	if v, _ := envelope.Header(res.Outputs[0], envelope.HeaderCorrelationID); v != "corr-msg_1" {
+	fw := forwarded(res.Outputs)
+	if v, _ := envelope.Header(fw[0], envelope.HeaderCorrelationID); v != "corr-msg_1" {
 		t.Fatalf("correlation id %q, want the receipt's", v)
 	}
-	if v, _ := envelope.Header(res.Outputs[0], envelope.HeaderEventType); v != "order.paid" {
+	if v, _ := envelope.Header(fw[0], envelope.HeaderEventType); v != "order.paid" {
 		t.Fatalf("event type %q", v)
+	}
+	// Every copy is reported: the first under its delivery's id, a later
+	// one under its position; a receipt-only kind under its delivery's id.
+	if got, want := strings.Join(outcomes(t, res.Outputs), ", "),
+		"standardwebhooks:msg_1 ACCEPTED, webhooks.raw/0/11 DUPLICATE, standardwebhooks:msg_2 ACCEPTED, standardwebhooks:msg_3 ACCEPTED"; got != want {
+		t.Fatalf("outcomes %s, want %s", got, want)
 	}
 
 	// A later copy, in a later batch, is dropped.
-	if res := handle(t, p, copyOf(t, "msg_1", "o-1", 40)); len(res.Outputs) != 0 {
+	if res := handle(t, p, copyOf(t, "msg_1", "o-1", 40)); len(forwarded(res.Outputs)) != 0 {
 		t.Fatalf("a later copy was forwarded: %v", orderIDs(t, res.Outputs))
 	}
 	// The whole first batch again, as after an abort or a replay from
@@ -110,8 +145,8 @@ func TestOnlyTheFirstCopyOfADeliveryIsForwarded(t *testing.T) {
 	r.Provider, r.Event.Provider = "shopify", "shopify"
 	otherProvider, _ = envelope.Record("webhooks.raw", &r, "")
 	otherProvider.Offset = 41
-	if res := handle(t, p, otherProvider); len(res.Outputs) != 1 {
-		t.Fatalf("another provider's msg_1 forwarded %d", len(res.Outputs))
+	if res := handle(t, p, otherProvider); len(forwarded(res.Outputs)) != 1 {
+		t.Fatalf("another provider's msg_1 forwarded %d", len(forwarded(res.Outputs)))
 	}
 }
 
@@ -193,13 +228,14 @@ func TestAReceiptOfAnUnknownSchemaStallsTheBatch(t *testing.T) {
 	}
 }
 
-// A receipt that carries no order event decides nothing: no Redis key, no
-// output.
+// A receipt that carries no order event decides nothing: no Redis key, and
+// nothing forwarded but its outcome.
 func TestAReceiptWithoutAnEventRecordsNothing(t *testing.T) {
 	seen := &recordingSeen{}
 	res := handle(t, NewProcessor(seen, noCatalog{}, topics), copyOf(t, "msg_customer", "", 1))
-	if len(res.Outputs) != 0 || len(res.Rejected) != 0 || len(seen.got) != 0 {
-		t.Fatalf("%d outputs, %d rejected, %d recorded; want nothing", len(res.Outputs), len(res.Rejected), len(seen.got))
+	if len(forwarded(res.Outputs)) != 0 || len(res.Rejected) != 0 || len(seen.got) != 0 ||
+		strings.Join(outcomes(t, res.Outputs), "") != "standardwebhooks:msg_customer ACCEPTED" {
+		t.Fatalf("%d outputs, %d rejected, %d recorded; want only the outcome", len(res.Outputs), len(res.Rejected), len(seen.got))
 	}
 }
 
@@ -233,6 +269,7 @@ func TestSnapshotsAreNamedBySKUAndForwardedOnce(t *testing.T) {
 	known, retry := snapshotOf(t, "wh-1", "shopify", "271878346596884015", 6, 1), snapshotOf(t, "wh-1", "shopify", "271878346596884015", 6, 2)
 	unknown := snapshotOf(t, "wh-2", "webflow", "5bfedb42", 100, 3)
 	res := handle(t, p, known, retry, unknown, copyOf(t, "msg_1", "o-1", 4))
+	res.Outputs = forwarded(res.Outputs)
 	if len(res.Outputs) != 2 || res.Outputs[0].Topic != topics.Snapshots || string(res.Outputs[0].Key) != "SKU-A" || res.Outputs[1].Topic != "orders" {
 		t.Fatalf("outputs %+v", res.Outputs)
 	}
@@ -255,7 +292,7 @@ func TestSnapshotsAreNamedBySKUAndForwardedOnce(t *testing.T) {
 	}
 	redriven := snapshotOf(t, "wh-2", "webflow", "5bfedb42", 100, 0)
 	redriven.Topic = "webhooks.raw.dlq"
-	if res := handle(t, p, redriven); len(res.Outputs) != 1 || string(res.Outputs[0].Key) != "SKU-B" {
+	if res := handle(t, p, redriven); len(forwarded(res.Outputs)) != 1 || string(forwarded(res.Outputs)[0].Key) != "SKU-B" {
 		t.Fatalf("the redriven snapshot forwarded %+v", res.Outputs)
 	}
 }

@@ -39,7 +39,7 @@ func (c *Config) RegisterFlags(fs *conf.FlagSet) { c.Stream.RegisterFlags(fs, "d
 
 // Validate reports what is missing or cannot work.
 func (c *Config) Validate() error {
-	if c.Topics.Orders == "" || c.Topics.Snapshots == "" || c.Redis == nil {
+	if c.Topics.Orders == "" || c.Topics.Snapshots == "" || c.Topics.Outcomes == "" || c.Redis == nil {
 		return errors.New("deliveries: Topics and Redis are required")
 	}
 	if c.Horizon < 0 {
