@@ -181,7 +181,7 @@ func TestAllowListJudgesTheTrustedClientAddress(t *testing.T) {
 	}
 	s := Sources{Allow: map[string][]netip.Prefix{"standardwebhooks": allow}, TrustedProxies: proxies}
 	reached := 0
-	h := s.allow("standardwebhooks", encodeError(time.Second, slog.Default(), func(string) {}),
+	h := s.allow("standardwebhooks", encodeError(time.Second, slog.Default(), func(context.Context, int, string) {}),
 		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached++ }))
 	for _, tt := range []struct {
 		name, remote, forwarded string

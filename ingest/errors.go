@@ -87,11 +87,12 @@ func classify(err error) (status int, code string, retry bool) {
 // encodeError writes err as problem details. The detail is the error's
 // text, which this package composes without quoting payloads or secrets;
 // Kafka's detail stays in the log.
-// count, when set, is told every answer's code.
-func encodeError(retryAfter time.Duration, log *slog.Logger, count func(code string)) func(context.Context, error, http.ResponseWriter) {
-	return func(_ context.Context, err error, w http.ResponseWriter) {
+// refused is told every answer's status and code, with the request's
+// context.
+func encodeError(retryAfter time.Duration, log *slog.Logger, refused func(ctx context.Context, status int, code string)) func(context.Context, error, http.ResponseWriter) {
+	return func(ctx context.Context, err error, w http.ResponseWriter) {
 		status, code, retry := classify(err)
-		count(code)
+		refused(ctx, status, code)
 		body := Problem{Type: problemType(code), Title: http.StatusText(status), Status: status, Detail: err.Error(), Code: code}
 		// An overload or a pause is answered thousands of times a second;
 		// one line each would make it worse. Their count is in the metrics.

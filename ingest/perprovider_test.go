@@ -115,6 +115,31 @@ func TestEveryProviderRefusesBadInput(t *testing.T) {
 			if status, body := send(k.signer, k.good, now, nil); status != 200 || len(prod.recs) != 1 {
 				t.Fatalf("the good delivery: %d %s", status, body)
 			}
+			if status, body := send(k.signer, k.good, now, nil); status != 200 || !strings.Contains(body, "duplicate") || len(prod.recs) != 1 {
+				t.Fatalf("the good delivery again: %d %s", status, body)
+			}
+			// Every refusal on the provider's own path, and the duplicate,
+			// is reported for analysts with its reason; what reached
+			// another route (a PUT) is the mux's, not the provider's.
+			var want []string
+			for _, c := range cases {
+				if c.code != "method_not_allowed" {
+					want = append(want, fmt.Sprintf("REJECTED %s %d", c.code, c.status))
+				}
+			}
+			want = append(want, "REJECTED paused 503", "DUPLICATE edge 200")
+			got := prod.reported(t)
+			if len(got) != len(want) {
+				t.Fatalf("outcomes %q, want %q", got, want)
+			}
+			for i := range want {
+				if !strings.HasPrefix(got[i], want[i]) {
+					t.Errorf("outcome %d: %q, want %q...", i, got[i], want[i])
+				}
+			}
+			if dup := strings.Fields(got[len(got)-1]); len(dup) != 5 {
+				t.Errorf("the duplicate's outcome %q names no delivery or event type", got[len(got)-1])
+			}
 			t.Logf("%d bad inputs refused, the good one accepted", len(cases)+1)
 		})
 	}

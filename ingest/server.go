@@ -187,13 +187,15 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 			accepted:  cfg.Metrics.Requests.WithLabelValues(p.Name(), "accepted"),
 			duplicate: cfg.Metrics.Requests.WithLabelValues(p.Name(), "duplicate"),
 			ack:       cfg.Metrics.AckSeconds.WithLabelValues(p.Name())}
-		errorEncoder := encodeError(cfg.RetryAfter, cfg.Logger, cfg.Metrics.outcome(p.Name()))
+		errorEncoder := encodeError(cfg.RetryAfter, cfg.Logger, s.refused)
 		var h http.Handler = httptransport.NewServer(s.accept, s.decode, s.encodeResponse, httptransport.ServerErrorEncoder(errorEncoder))
 		h = admit(slots, inFlight, cfg.QueueWait, cfg.BodyReadTimeout, errorEncoder, h)
 		h = pause(func() bool { return cfg.Paused(p.Name()) }, errorEncoder, h)
-		mux.Handle("POST /webhooks/"+p.Name(), correlate(cfg.Sources.allow(p.Name(), errorEncoder, h)))
+		s.count = cfg.Metrics.outcome(p.Name())
+		mux.Handle("POST /webhooks/"+p.Name(), correlate(noted(cfg.Now, cfg.Sources.allow(p.Name(), errorEncoder, h))))
 	}
-	errorEncoder := encodeError(cfg.RetryAfter, cfg.Logger, cfg.Metrics.outcome("unknown"))
+	unknown := cfg.Metrics.outcome("unknown")
+	errorEncoder := encodeError(cfg.RetryAfter, cfg.Logger, func(_ context.Context, _ int, code string) { unknown(code) })
 	mux.Handle("/webhooks/", correlate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			errorEncoder(r.Context(), errMethod, w)
@@ -315,9 +317,70 @@ type service struct {
 	// whose signature verified, so that anyone's unsigned requests cannot
 	// spend the provider's tokens. Nil: no limit.
 	limiter *rate.Limiter
-	// accepted, duplicate and ack are this provider's metrics of a 2xx.
+	// accepted, duplicate and ack are this provider's metrics of a 2xx,
+	// count of every other answer, by code.
 	accepted, duplicate prometheus.Counter
 	ack                 prometheus.Observer
+	count               func(code string)
+}
+
+// note is what is known of a webhook request as it is read, for the
+// outcome reported when it is refused or answered duplicate.
+type note struct {
+	receivedAt            time.Time
+	size                  int64
+	correlationID         string
+	deliveryID, eventType string
+}
+
+type noteKey struct{}
+
+// noted gives every request a note in its context, where decode adds the
+// delivery once verified and the error encoder, called with the request's
+// context by every layer, reads it.
+func noted(now func() time.Time, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := &note{receivedAt: now(), size: max(r.ContentLength, 0), correlationID: r.Header.Get("X-Request-Id")}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), noteKey{}, n)))
+	})
+}
+
+func noteOf(ctx context.Context) *note {
+	n, _ := ctx.Value(noteKey{}).(*note)
+	return n
+}
+
+// refused counts a refusal and reports it on the outcomes topic. An
+// overload is not reported, nor is Kafka's own failure: the one is refused
+// thousands of times a second precisely so that it costs next to nothing,
+// and the other would be written to the Kafka that just failed. Both are
+// counted in the metrics.
+func (s *service) refused(ctx context.Context, status int, code string) {
+	s.count(code)
+	if code != "overloaded" && code != "unavailable" {
+		s.report(ctx, avro.OutcomeRejected, code, status)
+	}
+}
+
+// report writes an outcome of the edge's own, without waiting: it is
+// analytics, not an acknowledged delivery, and a refusal must not wait on
+// Kafka. One that Kafka does not take is logged and lost.
+func (s *service) report(ctx context.Context, outcome, reason string, status int) {
+	n := noteOf(ctx)
+	if n == nil || s.cfg.Topics.Outcomes == "" {
+		return
+	}
+	rec, err := envelope.Record(s.cfg.Topics.Outcomes, &avro.WebhookOutcome{OutcomeID: "edge:" + newID(), Provider: s.provider.Name(),
+		DeliveryID: n.deliveryID, EventType: n.eventType, Outcome: outcome, Reason: reason, Status: int32(status), Size: n.size,
+		ReceivedAt: n.receivedAt.UTC().Truncate(time.Millisecond)}, n.correlationID)
+	if err != nil {
+		return
+	}
+	s.cfg.Producer.Produce(context.Background(), rec, func(_ *kgo.Record, err error) {
+		if err != nil {
+			s.cfg.Logger.Debug("outcome not written", "provider", s.provider.Name(), "outcome", outcome, "err", err)
+		}
+	})
 }
 
 // delivery is a verified, mapped webhook on its way to Kafka.
@@ -348,7 +411,14 @@ func (s *service) decode(_ context.Context, r *http.Request) (any, error) {
 	if err := overLimit(s.limiter); err != nil {
 		return nil, err
 	}
+	n := noteOf(r.Context())
+	if n != nil {
+		n.size, n.deliveryID = int64(len(body)), d.ID
+	}
 	m, err := s.provider.Map(d, body)
+	if n != nil {
+		n.eventType = m.Type
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -388,6 +458,7 @@ func (s *service) accept(ctx context.Context, req any) (any, error) {
 		// downstream, a refused delivery would be retried for hours.
 		s.cfg.Logger.Warn("dedup unavailable; accepting without it", "delivery_id", d.ID, "err", err)
 	case claim == ClaimDone:
+		s.report(ctx, avro.OutcomeDuplicate, "edge", http.StatusOK)
 		return response{Status: "duplicate", DeliveryID: d.ID}, nil
 	case claim == ClaimInFlight:
 		return nil, errInFlight
@@ -459,7 +530,7 @@ func (s *service) written(err error, done func(error)) error {
 // order event or stock snapshot it maps to.
 func (s *service) record(d *delivery) (*kgo.Record, error) {
 	return envelope.Record(s.cfg.Topics.WebhooksRaw, &avro.WebhookReceipt{DeliveryID: d.ID, Provider: s.provider.Name(),
-		ReceivedAt: d.receivedAt.UTC().Truncate(time.Millisecond), Headers: d.headers, Body: d.body,
+		ReceivedAt: d.receivedAt.UTC().Truncate(time.Millisecond), Headers: d.headers, Body: d.body, EventType: d.mapped.Type,
 		Event: d.mapped.Order, Stock: d.mapped.Stock}, d.correlationID)
 }
 

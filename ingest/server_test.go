@@ -52,20 +52,44 @@ func testenvEventually(t *testing.T, cond func() bool) {
 	}
 }
 
+// recordingProducer keeps what is produced: receipts in recs, the edge's
+// outcomes apart in outcomes.
 type recordingProducer struct {
-	mu   sync.Mutex
-	recs []*kgo.Record
-	err  error
+	mu       sync.Mutex
+	recs     []*kgo.Record
+	outcomes []*kgo.Record
+	err      error
 }
 
 func (p *recordingProducer) Produce(_ context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
 	p.mu.Lock()
 	err := p.err
-	if err == nil {
+	switch {
+	case err != nil:
+	case strings.HasSuffix(r.Topic, topology.Outcomes):
+		p.outcomes = append(p.outcomes, r)
+	default:
 		p.recs = append(p.recs, r)
 	}
 	p.mu.Unlock()
 	promise(r, err)
+}
+
+// reported returns the outcomes produced, as "<outcome> <reason> <status>
+// <delivery id> <event type>".
+func (p *recordingProducer) reported(t *testing.T) []string {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for _, r := range p.outcomes {
+		var o avro.WebhookOutcome
+		if err := avro.Default().Unmarshal(r.Value, &o); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s %s %d %s %s", o.Outcome, o.Reason, o.Status, o.DeliveryID, o.EventType))
+	}
+	return out
 }
 
 func newTestServer(t *testing.T, prod Producer, dedup Deduper) string {

@@ -113,3 +113,29 @@ func TestMapInventoryWebhooksToSnapshots(t *testing.T) {
 		}
 	}
 }
+
+// Map reports the provider's own name of the event, whatever it maps to:
+// orders, snapshots and receipts alike.
+func TestMapReportsTheProvidersEventType(t *testing.T) {
+	shopify, _ := NewShopify(ShopifyConfig{Secrets: []string{"s"}})
+	webflow, _ := NewWebflow(WebflowConfig{Secrets: []string{"s"}})
+	stripe, _ := NewStripe(StripeConfig{Secrets: []string{"whsec_s"}})
+	standard, _ := NewStandardWebhooks(StandardWebhooksConfig{Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}})
+	for _, tt := range []struct {
+		p    Provider
+		d    Delivery
+		body string
+		want string
+	}{
+		{shopify, Delivery{ID: "d", Type: "orders/paid"}, shopifyOrderBody(`"financial_status":"paid"`), "orders/paid"},
+		{shopify, Delivery{ID: "d", Type: "products/update"}, `{"id":1,"title":"Mug"}`, "products/update"},
+		{webflow, Delivery{ID: "d"}, wfOrder("ecomm_new_order", "unfulfilled", ""), "ecomm_new_order"},
+		{webflow, Delivery{ID: "d"}, `{"triggerType":"form_submission","payload":{}}`, "form_submission"},
+		{stripe, Delivery{ID: "d"}, `{"id":"evt_1","type":"customer.created","created":1,"data":{"object":{}}}`, "customer.created"},
+		{standard, Delivery{ID: "d"}, `{"type":"order.paid","timestamp":"2026-11-24T10:00:00Z","data":{"order_id":"o"}}`, "order.paid"},
+	} {
+		if m, err := tt.p.Map(tt.d, []byte(tt.body)); err != nil || m.Type != tt.want {
+			t.Errorf("%s %s: type %q, %v; want %q", tt.p.Name(), tt.want, m.Type, err, tt.want)
+		}
+	}
+}

@@ -42,6 +42,9 @@ type Delivery struct {
 	ID string
 	// SignedAt is the timestamp the provider signed.
 	SignedAt time.Time
+	// Type is the provider's name of the event when a header says it
+	// (Shopify's topic); Map reports it in Mapped.Type.
+	Type string
 }
 
 // Provider verifies and maps one provider's webhooks.
@@ -60,6 +63,11 @@ type Provider interface {
 // Mapped is what a verified delivery means to shopstream; its Order and
 // Stock are both nil for a kind kept only as a receipt.
 type Mapped struct {
+	// Type is the provider's own name of the event (orders/paid,
+	// payment_intent.succeeded, ecomm_new_order, order.paid), whatever it
+	// maps to: what analysts count deliveries by. Empty when the payload
+	// has none.
+	Type string
 	// Order is an order webhook as a canonical order event.
 	Order *avro.OrderEvent
 	// Stock is an inventory webhook as a stock snapshot. Its SKU is empty

@@ -99,7 +99,7 @@ func (p *Shopify) Verify(h http.Header, body []byte, _ time.Time) (Delivery, err
 	}
 	for _, secret := range p.secrets {
 		if hmac.Equal(got, shopifyMAC(secret, body)) {
-			d := Delivery{ID: id}
+			d := Delivery{ID: id, Type: shopifyHeader(h, "Topic")}
 			if at, err := time.Parse(time.RFC3339Nano, shopifyHeader(h, "Triggered-At")); err == nil {
 				d.SignedAt = at
 			}
@@ -200,12 +200,12 @@ func (p *Shopify) Map(d Delivery, body []byte) (Mapped, error) {
 		if r.Customer != nil && r.Customer.ID > 0 {
 			customer = strconv.FormatInt(r.Customer.ID, 10)
 		}
-		return Mapped{Order: e, Customer: customerRef(p.Name(), r.Email, customer)}, nil
+		return Mapped{Type: d.Type, Order: e, Customer: customerRef(p.Name(), r.Email, customer)}, nil
 	case r.InventoryItemID != 0 && r.LineItems == nil:
 		s, err := p.mapLevel(d, &r)
-		return Mapped{Stock: s}, err
+		return Mapped{Type: d.Type, Stock: s}, err
 	}
-	return Mapped{}, nil
+	return Mapped{Type: d.Type}, nil
 }
 
 func (p *Shopify) mapOrder(d Delivery, o *shopifyResource) (*avro.OrderEvent, error) {

@@ -152,9 +152,9 @@ func (p *StandardWebhooks) Map(d Delivery, body []byte) (Mapped, error) {
 	var pl standardPayload
 	e, err := p.mapEvent(d, body, &pl)
 	if err != nil || e == nil {
-		return Mapped{}, err
+		return Mapped{Type: pl.Type}, err
 	}
-	return Mapped{Order: e, Customer: customerRef(p.Name(), pl.Data.CustomerEmail, pl.Data.CustomerID)}, nil
+	return Mapped{Type: pl.Type, Order: e, Customer: customerRef(p.Name(), pl.Data.CustomerEmail, pl.Data.CustomerID)}, nil
 }
 
 func (p *StandardWebhooks) mapEvent(d Delivery, body []byte, pl *standardPayload) (*avro.OrderEvent, error) {

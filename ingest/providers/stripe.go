@@ -301,18 +301,18 @@ func stripeSessionPaid(o stripeObject) string {
 // its PaymentIntent's) are the same fact, and the second sells nothing
 // again.
 func (p *Stripe) Map(d Delivery, body []byte) (Mapped, error) {
-	e, o, err := p.mapEvent(d, body)
-	if err != nil || e == nil {
-		return Mapped{}, err
-	}
-	return Mapped{Order: e, Customer: o.customer()}, nil
-}
-
-func (p *Stripe) mapEvent(d Delivery, body []byte) (*avro.OrderEvent, *stripeObject, error) {
 	var ev stripeEvent
 	if err := decodeJSON(body, &ev); err != nil {
-		return nil, nil, fmt.Errorf("%w: %s", ErrMalformedPayload, jsonError(err, "a JSON object"))
+		return Mapped{}, fmt.Errorf("%w: %s", ErrMalformedPayload, jsonError(err, "a JSON object"))
 	}
+	e, o, err := p.mapEvent(d, &ev)
+	if err != nil || e == nil {
+		return Mapped{Type: ev.Type}, err
+	}
+	return Mapped{Type: ev.Type, Order: e, Customer: o.customer()}, nil
+}
+
+func (p *Stripe) mapEvent(d Delivery, ev *stripeEvent) (*avro.OrderEvent, *stripeObject, error) {
 	if ev.Type == "" {
 		return nil, nil, fmt.Errorf("%w: the event has no type", ErrMalformedPayload)
 	}

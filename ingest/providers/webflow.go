@@ -279,13 +279,13 @@ func (p *Webflow) Map(d Delivery, body []byte) (Mapped, error) {
 	}
 	if b.TriggerType == webflowInventoryChanged {
 		s, err := p.mapInventory(d, &b.Payload)
-		return Mapped{Stock: s}, err
+		return Mapped{Type: b.TriggerType, Stock: s}, err
 	}
 	e, err := p.mapOrder(d, &b)
 	if err != nil || e == nil {
-		return Mapped{}, err
+		return Mapped{Type: b.TriggerType}, err
 	}
-	return Mapped{Order: e, Customer: customerRef(p.Name(), b.Payload.CustomerInfo.Email, "")}, nil
+	return Mapped{Type: b.TriggerType, Order: e, Customer: customerRef(p.Name(), b.Payload.CustomerInfo.Email, "")}, nil
 }
 
 const webflowInventoryChanged = "ecomm_inventory_changed"
