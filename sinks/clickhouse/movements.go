@@ -6,16 +6,16 @@ import (
 	"github.com/shopstream/shopstream/schemas/avro"
 )
 
-// movements is inventory_movements (migration 001): one row per movement
-// the inventory stage emitted, replaced by (sku, movement_id), the
-// version being the time it was decided.
+// movements is inventory_movements (migrations 001 and 003): one row per
+// movement the inventory stage emitted, replaced by (sku, movement_id).
 type movements struct{}
 
 func (movements) Name() string { return "inventory_movements" }
 
 func (movements) Columns() []string {
 	return []string{"movement_id", "sku", "kind", "status", "quantity", "stock_after", "reason", "order_id",
-		"correlation_id", "occurred_at", "occurred_ms", "applied_at", "applied_ms", "kafka_partition", "kafka_offset", "version"}
+		"correlation_id", "occurred_at", "occurred_ms", "applied_at", "applied_ms", "kafka_partition", "kafka_offset",
+		"provider", "received_at", "received_ms", "inserted_at", "inserted_ms", "version"}
 }
 
 func (movements) Rows(rec *kgo.Record) ([][]any, error) {
@@ -23,7 +23,9 @@ func (movements) Rows(rec *kgo.Record) ([][]any, error) {
 	if err := avro.Default().Unmarshal(rec.Value, &m); err != nil {
 		return nil, err
 	}
+	at, ms, version := inserted()
+	received := epoch(m.ReceivedAt)
 	return [][]any{{m.MovementID, m.SKU, m.Kind, m.Status, m.Quantity, m.StockAfter, m.Reason,
 		m.OrderID, m.CorrelationID, m.OccurredAt, millis(m.OccurredAt), m.AppliedAt, millis(m.AppliedAt),
-		rec.Partition, rec.Offset, uint64(m.AppliedAt.UnixMilli())}}, nil
+		rec.Partition, rec.Offset, m.Provider, received, millis(received), at, ms, version}}, nil
 }
