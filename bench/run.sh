@@ -134,3 +134,7 @@ go build -o bin/latency ./bench/latency
 lat_rate=${BENCH_LATENCY_RATE:-1000}
 bin/latency -url http://127.0.0.1:18080/webhooks/standardwebhooks -rate "$lat_rate" -n $((lat_rate * 10)) 2>"/tmp/${ns}latency.log" || cat "/tmp/${ns}latency.log"
 kill $pid; wait $pid 2>/dev/null || true
+
+echo; echo "## the ClickHouse sink alone, beside a raw insert of the same rows from Go and ClickHouse's own Kafka engine on an equivalent topic (bench/sink)"
+go build -o bin/sink ./bench/sink
+bin/sink -n "${BENCH_SINK_ROWS:-200000}" 2>/tmp/bench_sink.log || cat /tmp/bench_sink.log
