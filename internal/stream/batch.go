@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/go-kit/kit/metrics"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/topology"
@@ -47,6 +48,23 @@ type BatchConfig struct {
 	Linger time.Duration
 	// Backoff between attempts at a failing batch. Default 100ms doubling to 5s.
 	Backoff Backoff
+	// Metrics, when set, count and time every attempt at a batch as the
+	// transactional stages' middleware does. Default: none.
+	Metrics BatchMetrics
+}
+
+// BatchMetrics are what Batch records: the shape of middleware.Metrics, so
+// that the sink's figures go in the same families as the transactional
+// stages' and a caller converts one into the other. A batch of several
+// topics is timed once under each: a topic's latency is that of the
+// batches that carried it.
+type BatchMetrics struct {
+	// Records counts records by "topic" and "outcome": ok, rejected, or
+	// the class of the error that failed the attempt. A batch written
+	// again is counted again.
+	Records metrics.Counter
+	// Duration observes each attempt's write, in seconds, by "topic".
+	Duration metrics.Histogram
 }
 
 // DefaultBatchMaxRecords is BatchConfig.MaxRecords when none is set.
@@ -73,6 +91,9 @@ func (c *BatchConfig) setDefaults() error {
 		return fmt.Errorf("stream: %s: MaxRecords %d and Linger %v: want a positive size and a linger from 0 to %v",
 			c.Group, c.MaxRecords, c.Linger, MaxBatchLinger)
 	}
+	if (c.Metrics.Records == nil) != (c.Metrics.Duration == nil) {
+		return fmt.Errorf("stream: %s: Metrics needs both Records and Duration, or neither", c.Group)
+	}
 	c.Backoff.setDefaults()
 	return nil
 }
@@ -88,6 +109,9 @@ func (c *BatchConfig) setDefaults() error {
 func Batch(ctx context.Context, cfg BatchConfig, h BatchHandler) error {
 	if err := cfg.setDefaults(); err != nil {
 		return err
+	}
+	if cfg.Metrics.Records != nil {
+		h = measured{h, cfg.Metrics}
 	}
 	log := cfg.Client.Logger.With("group", cfg.Group)
 	opts := append(cfg.Client.Options(), ConsumerOptions(cfg.Group, cfg.Inputs...)...)
@@ -189,4 +213,35 @@ func handleOnce(ctx context.Context, cl *kgo.Client, cfg BatchConfig, h BatchHan
 		return fmt.Errorf("dead-letter %d records: %w", len(dead), err)
 	}
 	return nil
+}
+
+// measured records each attempt of h in m.
+type measured struct {
+	h BatchHandler
+	m BatchMetrics
+}
+
+func (w measured) HandleBatch(ctx context.Context, recs []*kgo.Record) ([]Rejection, error) {
+	start := time.Now()
+	rejected, err := w.h.HandleBatch(ctx, recs)
+	seconds := time.Since(start).Seconds()
+	handled, refused := map[string]int{}, map[string]int{}
+	for _, r := range recs {
+		handled[r.Topic]++
+	}
+	for _, r := range rejected {
+		refused[r.Record.Topic]++
+	}
+	for topic, n := range handled {
+		w.m.Duration.With("topic", topic).Observe(seconds)
+		if err != nil {
+			w.m.Records.With("topic", topic, "outcome", Class(err)).Add(float64(n))
+			continue
+		}
+		w.m.Records.With("topic", topic, "outcome", "ok").Add(float64(n - refused[topic]))
+		if refused[topic] > 0 {
+			w.m.Records.With("topic", topic, "outcome", "rejected").Add(float64(refused[topic]))
+		}
+	}
+	return rejected, err
 }

@@ -3,12 +3,17 @@ package stream
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	kitprometheus "github.com/go-kit/kit/metrics/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -121,5 +126,62 @@ func TestBatchConfigRefusesALingerThatHoldsRebalancesTooLong(t *testing.T) {
 	c := BatchConfig{Group: "g", Inputs: []string{"in"}}
 	if err := c.setDefaults(); err != nil || c.Linger != 0 {
 		t.Fatalf("linger %v (%v), documented default 0", c.Linger, err)
+	}
+}
+
+type batchFunc func(ctx context.Context, recs []*kgo.Record) ([]Rejection, error)
+
+func (f batchFunc) HandleBatch(ctx context.Context, recs []*kgo.Record) ([]Rejection, error) {
+	return f(ctx, recs)
+}
+
+// The sink's loop counts what the transactional stages' middleware counts,
+// in the same families, by each record's own topic.
+func TestBatchMetricsCountEachTopicByOutcome(t *testing.T) {
+	records := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "records_total"}, []string{"topic", "outcome"})
+	seconds := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "batch_handle_seconds"}, []string{"topic"})
+	h := measured{m: BatchMetrics{Records: kitprometheus.NewCounter(records), Duration: kitprometheus.NewHistogram(seconds)}}
+	recs := []*kgo.Record{{Topic: "a"}, {Topic: "a"}, {Topic: "b"}, {Topic: "a"}}
+	h.h = batchFunc(func(context.Context, []*kgo.Record) ([]Rejection, error) {
+		return []Rejection{{Record: recs[1], Err: errors.New("poison")}}, nil
+	})
+	if rejected, err := h.HandleBatch(t.Context(), recs); len(rejected) != 1 || err != nil {
+		t.Fatalf("the handler's answer changed: %v %v", rejected, err)
+	}
+	h.h = batchFunc(func(context.Context, []*kgo.Record) ([]Rejection, error) { return nil, errors.New("clickhouse down") })
+	_, _ = h.HandleBatch(t.Context(), recs)
+	h.h = batchFunc(func(context.Context, []*kgo.Record) ([]Rejection, error) { return nil, Permanentf("bad table") })
+	_, _ = h.HandleBatch(t.Context(), recs[2:3])
+	for _, c := range []struct {
+		topic, outcome string
+		want           float64
+	}{{"a", "ok", 2}, {"a", "rejected", 1}, {"b", "ok", 1}, {"b", "rejected", 0}, {"a", "transient", 3}, {"b", "transient", 1}, {"b", "permanent", 1}} {
+		if got := testutil.ToFloat64(records.WithLabelValues(c.topic, c.outcome)); got != c.want {
+			t.Errorf("%s %s: %v, want %v", c.topic, c.outcome, got, c.want)
+		}
+	}
+	if n := testutil.CollectAndCount(seconds); n != 2 {
+		t.Fatalf("%d topics timed, want a and b", n)
+	}
+	// Each attempt is one observation under every topic it carried.
+	if got := histogramCount(t, seconds, "a"); got != 2 {
+		t.Fatalf("a's batches observed %d times, want 2", got)
+	}
+}
+
+func histogramCount(t *testing.T, h *prometheus.HistogramVec, topic string) uint64 {
+	t.Helper()
+	var m dto.Metric
+	if err := h.WithLabelValues(topic).(prometheus.Metric).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
+}
+
+func TestBatchConfigWantsBothMetricsOrNeither(t *testing.T) {
+	c := BatchConfig{Group: "g", Inputs: []string{"in"},
+		Metrics: BatchMetrics{Records: kitprometheus.NewCounter(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "r"}, []string{"topic", "outcome"}))}}
+	if err := c.setDefaults(); err == nil {
+		t.Fatal("a Records without a Duration accepted")
 	}
 }
