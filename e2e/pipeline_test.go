@@ -8,11 +8,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -407,6 +409,58 @@ func (p *pipeline) stock(sku string) int64 {
 	return v
 }
 
+// analystViews returns every query's rows, a line each, once every query
+// with a non-empty want returns exactly it (waiting for the sink to settle).
+func (p *pipeline) analystViews(want map[string]string) map[string]string {
+	p.t.Helper()
+	got := map[string]string{}
+	queries := slices.Collect(maps.Keys(want))
+	testenv.Eventually(p.t, time.Minute, func() error {
+		for _, q := range queries {
+			rows, err := p.ch.Query(context.Background(), strings.ReplaceAll(q, "$db", p.db))
+			if err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+			var lines []string
+			for rows.Next() {
+				vals := make([]any, len(rows.ColumnTypes()))
+				for i, ct := range rows.ColumnTypes() {
+					vals[i] = reflect.New(ct.ScanType()).Interface()
+				}
+				if err := rows.Scan(vals...); err != nil {
+					rows.Close()
+					return err
+				}
+				fields := make([]string, len(vals))
+				for i, v := range vals {
+					fields[i] = fmt.Sprint(reflect.ValueOf(v).Elem().Interface())
+				}
+				lines = append(lines, strings.Join(fields, " "))
+			}
+			rows.Close()
+			got[q] = strings.Join(lines, "\n")
+			if w := want[q]; w != "" && got[q] != w {
+				return fmt.Errorf("%s:\n got %q\nwant %q", q, got[q], w)
+			}
+		}
+		return nil
+	})
+	return got
+}
+
+// produceJunk writes a record no stage wrote to topic.
+func (p *pipeline) produceJunk(topic string) {
+	p.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.brokers...))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Key: []byte("junk"), Value: []byte("not avro")}).FirstErr(); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
 // topicRecords counts the committed records of a topic.
 func (p *pipeline) topicRecords(topic string, want int) int {
 	return len(testenv.ReadTopic(p.t, topic, want))
@@ -450,6 +504,8 @@ func TestSignedWebhooksLandExactlyAndReplayChangesNothing(t *testing.T) {
 	p.mustSend(delivery{id: "msg_bad_json", body: `{"type":"order.paid","data":`}, 400, "malformed_payload")
 	// Order 5 (one A) is cancelled after it was paid: its A comes back.
 	p.mustSend(delivery{id: "msg_cancel_5", body: order("o-5", "order.cancelled", now.Add(time.Second), line{"A", 1})}, 200, "accepted")
+	// A record on orders that no stage wrote is dead-lettered, and counted.
+	p.produceJunk(p.names.Orders)
 
 	// 3 seeds + 40 A + 20 B + 4 C + 1 restock = 68 movements; the fourth C
 	// is refused (stock 3), the other 67 are applied.
@@ -483,13 +539,32 @@ func TestSignedWebhooksLandExactlyAndReplayChangesNothing(t *testing.T) {
 		}
 	}
 	check("first run")
+	// The analysts' views, exactly: 41 accepted deliveries, 10 duplicates
+	// the edge answered, 6 rejections; 41 order events with 65 lines; the
+	// sales of the check above; the junk record's dead letter.
+	queries := map[string]string{
+		"SELECT provider, requests, accepted, duplicates, rejected, duplicate_rate FROM $db.webhooks_per_provider":               "standardwebhooks 57 41 10 6 0.1961",
+		"SELECT provider, reason, status, rejected FROM $db.rejections_per_provider ORDER BY reason":                             "standardwebhooks invalid_signature 401 5\nstandardwebhooks malformed_payload 400 1",
+		"SELECT transition, count(), sum(lines), sum(units) FROM $db.order_events FINAL GROUP BY transition ORDER BY transition": "RESTOCK 1 1 1\nSALE 40 64 84",
+		"SELECT count(), sum(quantity) FROM $db.order_lines FINAL":                                                               "65 85",
+		"SELECT sku, units_sold, orders FROM $db.top_skus":                                                                       "A 40 40\nB 40 20\nC 3 3",
+		"SELECT sku, units_received, units_sold, units_restocked, sell_through FROM $db.sell_through_per_sku ORDER BY sku":       "A 50 40 1 0.78\nB 50 40 0 0.8\nC 3 3 0 1",
+		"SELECT sku, units, stock_then FROM $db.refused_orders":                                                                  "C 1 0",
+		"SELECT origin_topic, error_class, dead_letters FROM $db.dead_letters_per_class":                                         p.names.Orders + " permanent 1",
+		"SELECT provider, movements FROM $db.latency_per_provider":                                                               "standardwebhooks 65",
+		"SELECT count() FROM $db.drift_per_sku_minute":                                                                           "0",
+		// Not known before the run, but a replay must not move them.
+		"SELECT applied_p50_ms, applied_p99_ms, queryable_p50_ms, queryable_p99_ms FROM $db.latency_per_provider": "",
+	}
+	views := p.analystViews(queries)
 	// Every accepted delivery is in webhooks.raw once; duplicates and
 	// rejections are not.
 	if n := p.topicRecords(p.names.WebhooksRaw, 41); n != 41 {
 		t.Fatalf("webhooks.raw has %d records, want 41", n)
 	}
-	if n := p.topicRecords(p.names.Orders, 41); n != 41 {
-		t.Fatalf("orders has %d records, want 41", n)
+	// ... and in orders once, beside the junk record.
+	if n := p.topicRecords(p.names.Orders, 42); n != 42 {
+		t.Fatalf("orders has %d records, want 41 and the junk", n)
 	}
 	logs := p.output()
 	if strings.Contains(logs, base64.StdEncoding.EncodeToString(secretKey)) || strings.Contains(logs, string(secretKey)) {
@@ -522,6 +597,9 @@ func TestSignedWebhooksLandExactlyAndReplayChangesNothing(t *testing.T) {
 	p.start()
 	p.settle(68)
 	check("after a replay from earliest")
+	if again := p.analystViews(queries); !maps.Equal(again, views) {
+		t.Fatalf("the analysts' views moved with the replay:\nbefore %v\nafter  %v", views, again)
+	}
 }
 
 // A process killed with SIGKILL in the middle of a burst loses nothing that

@@ -172,7 +172,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	defer prod.Close()
+	defer func() {
+		// What the edge reported without waiting (refusals, duplicates)
+		// is still buffered; Close alone would drop it.
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = prod.Flush(fctx)
+		cancel()
+		prod.Close()
+	}()
 	log := cfg.Kafka.Logger
 	if log == nil {
 		log = slog.Default()
