@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -28,6 +29,8 @@ type settings struct {
 	prefix    string
 	instance  string
 	logLevel  string
+	// pipelineMetricsEvery is the period of the pipeline metrics report.
+	pipelineMetricsEvery time.Duration
 
 	log      *slog.Logger
 	registry *prometheus.Registry
@@ -44,6 +47,8 @@ func (s *settings) registerFlags(fs *conf.FlagSet) {
 	fs.String(&s.instance, "instance", host, "this instance's stable name, unique among running instances; names its Kafka transactional ids",
 		"SHOPSTREAM_INSTANCE")
 	fs.String(&s.logLevel, "log-level", "info", "debug, info, warn or error", "SHOPSTREAM_LOG_LEVEL")
+	fs.Duration(&s.pipelineMetricsEvery, "pipeline-metrics-every", time.Minute,
+		"period of the stages' records, errors, latency and lag reported to pipeline.metrics for ClickHouse; 0: none", "SHOPSTREAM_PIPELINE_METRICS_EVERY")
 }
 
 // setup checks the shared settings and builds the logger and metrics.

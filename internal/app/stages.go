@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/shopstream/shopstream/ingest"
 	"github.com/shopstream/shopstream/internal/conf"
+	"github.com/shopstream/shopstream/internal/stream"
+	"github.com/shopstream/shopstream/internal/telemetry"
 	"github.com/shopstream/shopstream/processors/deliveries"
 	"github.com/shopstream/shopstream/processors/inventory"
 	"github.com/shopstream/shopstream/processors/orders"
@@ -31,6 +35,10 @@ type stage struct {
 	// transactional stages run the middleware stack, whose metrics
 	// -metrics-listen serves.
 	transactional bool
+	// consumes names the stage's consumer group and input topics, whose
+	// records pipeline metrics count under the stage and whose lag they
+	// report; nil for ingest, which consumes nothing.
+	consumes func(*settings) (group string, topics []string)
 }
 
 // pipeline holds every stage's Config.
@@ -55,6 +63,7 @@ func (p *pipeline) stages() []*stage {
 			},
 			run: func(ctx context.Context) error { return ingest.Run(ctx, *in) }},
 		{name: "deliveries", flags: dlv.RegisterFlags, transactional: true,
+			consumes: func(s *settings) (string, []string) { return s.group("deliveries"), []string{s.topics().WebhooksRaw} },
 			prepare: func(s *settings, rdb *redis.Client) error {
 				if err := s.transform(&dlv.Stream, "deliveries", s.topics().WebhooksRaw); err != nil {
 					return err
@@ -65,6 +74,7 @@ func (p *pipeline) stages() []*stage {
 			},
 			run: func(ctx context.Context) error { return deliveries.Run(ctx, *dlv) }},
 		{name: "orders", flags: ord.RegisterFlags, transactional: true,
+			consumes: func(s *settings) (string, []string) { return s.group("orders"), []string{s.topics().Orders} },
 			prepare: func(s *settings, rdb *redis.Client) error {
 				if err := s.transform(&ord.Stream, "orders", s.topics().Orders); err != nil {
 					return err
@@ -75,6 +85,7 @@ func (p *pipeline) stages() []*stage {
 			},
 			run: func(ctx context.Context) error { return orders.Run(ctx, *ord) }},
 		{name: "inventory", flags: inv.RegisterFlags, transactional: true,
+			consumes: func(s *settings) (string, []string) { return s.group("inventory"), []string{s.topics().Deltas} },
 			prepare: func(s *settings, rdb *redis.Client) error {
 				if err := s.transform(&inv.Stream, "inventory", s.topics().Deltas); err != nil {
 					return err
@@ -84,12 +95,49 @@ func (p *pipeline) stages() []*stage {
 			},
 			run: func(ctx context.Context) error { return inventory.Run(ctx, *inv) }},
 		{name: "sink", flags: snk.RegisterFlags,
+			consumes: func(s *settings) (string, []string) { return s.group("clickhouse"), chsink.Inputs(s.topics()) },
 			prepare: func(s *settings, _ *redis.Client) error {
 				snk.Stream.Client, snk.Stream.Group, snk.Topics, snk.Logger = s.kafka(), s.group("clickhouse"), s.topics(), s.log
+				snk.Stream.Metrics = stream.BatchMetrics(s.metrics)
 				return snk.Validate()
 			},
 			run: func(ctx context.Context) error { return chsink.Run(ctx, *snk) }},
 	}
+}
+
+// reportPipelineMetrics reports, every period until ctx is done, what the
+// stages recorded and their groups' lag to the pipeline.metrics topic
+// (internal/telemetry). stop waits for its last report.
+func reportPipelineMetrics(ctx context.Context, s *settings, stages []*stage) (stop func(), err error) {
+	cfg := telemetry.Config{Gatherer: s.registry, Instance: s.instance, Stages: map[string]string{}, Groups: map[string][]string{},
+		Topic: s.topics().Metrics, Period: s.pipelineMetricsEvery, Logger: s.log}
+	for _, st := range stages {
+		if st.consumes == nil {
+			continue
+		}
+		group, topics := st.consumes(s)
+		cfg.Groups[group] = topics
+		for _, t := range topics {
+			cfg.Stages[t] = st.name
+		}
+	}
+	cl, err := s.kafka().Producer(10 * time.Second)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Producer, cfg.Admin = cl, kadm.NewClient(cl)
+	if err := cfg.Validate(); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := telemetry.Run(ctx, cfg); err != nil {
+			s.log.Warn("pipeline metrics stopped", "err", err)
+		}
+	}()
+	return func() { <-done; cl.Close() }, nil
 }
 
 // selected returns the stages of p that names lists.
@@ -119,6 +167,13 @@ func runStages(ctx context.Context, s *settings, stages []*stage) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	if s.pipelineMetricsEvery > 0 {
+		stop, err := reportPipelineMetrics(ctx, s, stages)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	errs := make([]error, len(stages))
 	for i, st := range stages {
 		wg.Add(1)

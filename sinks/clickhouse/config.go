@@ -143,11 +143,17 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer conn.Close()
-	r := routes(cfg.Topics)
-	cfg.Stream.Inputs = nil
-	for topic := range r {
-		cfg.Stream.Inputs = append(cfg.Stream.Inputs, topic)
+	cfg.Stream.Inputs = Inputs(cfg.Topics)
+	return stream.Batch(ctx, cfg.Stream, newSink(conn, cfg.Server.Schema.DB, routes(cfg.Topics)))
+}
+
+// Inputs are the topics the sink consumes, sorted: those routes.go routes
+// to a table.
+func Inputs(t topology.Names) []string {
+	var in []string
+	for topic := range routes(t) {
+		in = append(in, topic)
 	}
-	slices.Sort(cfg.Stream.Inputs)
-	return stream.Batch(ctx, cfg.Stream, newSink(conn, cfg.Server.Schema.DB, r))
+	slices.Sort(in)
+	return in
 }
