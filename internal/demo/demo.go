@@ -14,8 +14,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"reflect"
 	"sort"
+	"strings"
 	"sync"
+	"text/tabwriter"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -165,6 +168,11 @@ func Run(ctx context.Context, cfg Config, p Pipeline, out io.Writer) error {
 		return errors.New("Redis and ClickHouse disagree; see above")
 	}
 	if err := reportStock(ctx, out, p, signers, cfg.Concurrency); err != nil {
+		return err
+	}
+	// Every request but the inventory webhooks is in the tally; those are
+	// two a SKU.
+	if err := printAnalysts(ctx, out, p, t.total()+2*len(Stock), deadline); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "\nRedis and ClickHouse agree for every SKU. Query it yourself:\n  clickhouse-client -d %s -q 'SELECT * FROM sales_per_sku_minute'\n", p.DB)
@@ -420,20 +428,87 @@ func printClickHouse(ctx context.Context, out io.Writer, conn driver.Conn, db st
 		return err
 	}
 	fmt.Fprintf(out, "\nclickhouse %s.inventory_movements: %d rows, %d after deduplication by movement id\n", db, rows, final)
-	fmt.Fprintf(out, "\nanalyst query: SELECT sku, sum(units_sold), sum(orders) FROM sales_per_sku_minute GROUP BY sku\n")
-	r, err := conn.Query(ctx, "SELECT sku, sum(units_sold), sum(orders) FROM "+db+".sales_per_sku_minute GROUP BY sku ORDER BY sku")
+	return nil
+}
+
+// AnalystQueries are the questions the README's analysts' section answers,
+// each a query of the views, as the demo prints them.
+var AnalystQueries = []struct{ Title, Query string }{
+	{"sales per SKU (sales_per_sku_minute, summed over the minutes)",
+		"SELECT sku, sum(units_sold) AS units_sold, sum(orders) AS orders FROM sales_per_sku_minute GROUP BY sku ORDER BY sku"},
+	{"sell-through per SKU", "SELECT * FROM sell_through_per_sku ORDER BY sku"},
+	{"top SKUs", "SELECT * FROM top_skus LIMIT 3"},
+	{"refused (would-have-oversold) orders per SKU",
+		"SELECT sku, count() AS orders, sum(units) AS units, min(stock_then) AS stock_then FROM refused_orders GROUP BY sku ORDER BY sku"},
+	{"webhooks and duplicates per provider", "SELECT * FROM webhooks_per_provider ORDER BY provider"},
+	{"rejection reasons per provider", "SELECT * FROM rejections_per_provider ORDER BY provider, reason"},
+	{"orders per provider: transitions and customers",
+		"SELECT provider, countIf(transition = 'SALE') AS sold, countIf(transition = 'RESTOCK') AS restocked, countIf(stale = 1) AS stale, uniqExact(customer_hash) AS customers FROM order_events FINAL GROUP BY provider ORDER BY provider"},
+	{"dead letters by class", "SELECT * FROM dead_letters_per_class ORDER BY origin_topic, error_class"},
+	{"latency from acknowledgement, ms (to applied in Redis; to a queryable row)", "SELECT * FROM latency_per_provider ORDER BY provider"},
+	{"drift by SKU (shopstream reconcile writes it)", "SELECT * FROM drift_per_sku_minute ORDER BY sku, minute"},
+}
+
+// printAnalysts waits until the sink has the outcome of every one of the
+// requests sent, then prints every analyst query's answer.
+func printAnalysts(ctx context.Context, out io.Writer, p Pipeline, requests int, deadline time.Time) error {
+	for {
+		var n uint64
+		if err := p.ClickHouse.QueryRow(ctx, "SELECT toUInt64(sum(requests)) FROM "+p.DB+".webhooks_per_provider").Scan(&n); err != nil {
+			return err
+		}
+		if n >= uint64(requests) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d webhook outcomes reached ClickHouse", n, requests)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	for _, q := range AnalystQueries {
+		fmt.Fprintf(out, "\n%s:\n  %s\n", q.Title, q.Query)
+		if err := printQuery(ctx, out, p.ClickHouse, strings.Replace(q.Query, "FROM ", "FROM "+p.DB+".", 1)); err != nil {
+			return fmt.Errorf("%s: %w", q.Query, err)
+		}
+	}
+	return nil
+}
+
+// printQuery prints query's answer as a table under its column names.
+func printQuery(ctx context.Context, out io.Writer, conn driver.Conn, query string) error {
+	rows, err := conn.Query(ctx, query)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	for r.Next() {
-		var sku string
-		var units int64
-		var orders uint64
-		if err := r.Scan(&sku, &units, &orders); err != nil {
+	defer rows.Close()
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  %s\n", strings.Join(rows.Columns(), "\t"))
+	n := 0
+	for rows.Next() {
+		vals := make([]any, len(rows.ColumnTypes()))
+		for i, ct := range rows.ColumnTypes() {
+			vals[i] = reflect.New(ct.ScanType()).Interface()
+		}
+		if err := rows.Scan(vals...); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "  %-8s %5d units in %4d orders\n", sku, units, orders)
+		fields := make([]string, len(vals))
+		for i, v := range vals {
+			switch x := reflect.ValueOf(v).Elem().Interface().(type) {
+			case time.Time:
+				fields[i] = x.UTC().Format("15:04")
+			default:
+				fields[i] = fmt.Sprint(x)
+			}
+		}
+		fmt.Fprintf(tw, "  %s\n", strings.Join(fields, "\t"))
+		n++
 	}
-	return r.Err()
+	if n == 0 {
+		fmt.Fprintf(tw, "  (no rows)\n")
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return rows.Err()
 }
