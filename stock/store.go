@@ -92,12 +92,12 @@ func NewStore(rdb redis.Cmdable, cfg StoreConfig) *Store {
 }
 
 // Keys are one SKU's Redis keys. The SKU is the hash tag of each.
-type Keys struct{ Stock, Applied, Ledger, Backorder, Lock string }
+type Keys struct{ Stock, Applied, Ledger, Backorder, Lock, Reserved string }
 
 // KeysFor returns the keys of sku under prefix.
 func KeysFor(prefix, sku string) Keys {
 	base := prefix + "inv:{" + sku + "}:"
-	return Keys{base + "stock", base + "applied", base + "ledger", base + "backorder", base + "lock"}
+	return Keys{base + "stock", base + "applied", base + "ledger", base + "backorder", base + "lock", base + "reserved"}
 }
 
 // ValidSKU reports why sku cannot name Redis keys, or nil. Braces would
@@ -410,6 +410,48 @@ func parseOutcome(s string) (Outcome, error) {
 		return Outcome{}, fmt.Errorf("stock: malformed outcome %q: %w", s, err)
 	}
 	return Outcome{Status: parts[0], StockAfter: stock, AppliedAt: time.UnixMilli(at).UTC(), Reason: parts[3]}, nil
+}
+
+// Level is one SKU's stock in Redis.
+type Level struct {
+	SKU string
+	// OnHand is what the shop holds; Reserved what paid orders hold of it
+	// until they ship or are cancelled.
+	OnHand, Reserved int64
+}
+
+// Available is what can still be sold: on hand less reserved.
+func (l Level) Available() int64 { return l.OnHand - l.Reserved }
+
+// Levels returns the levels of skus, in order, read in one round trip (a
+// pipeline: the SKUs live in many slots of a Redis Cluster). A SKU never
+// stocked has zeros.
+func (s *Store) Levels(ctx context.Context, skus []string) ([]Level, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(skus))
+	for i, sku := range skus {
+		k := KeysFor(s.cfg.Prefix, sku)
+		cmds[i] = pipe.MGet(ctx, k.Stock, k.Reserved)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("stock: levels of %d SKUs: %w", len(skus), err)
+	}
+	out := make([]Level, len(skus))
+	for i, c := range cmds {
+		out[i].SKU = skus[i]
+		for j, dst := range []*int64{&out[i].OnHand, &out[i].Reserved} {
+			v, ok := c.Val()[j].(string)
+			if !ok {
+				continue
+			}
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("stock: %s of %s is %q", []string{"stock", "reserved"}[j], skus[i], v)
+			}
+			*dst = n
+		}
+	}
+	return out, nil
 }
 
 // Stock returns sku's stock; 0 for a SKU never seen.

@@ -418,3 +418,21 @@ func TestRingCallsHoldOneSKU(t *testing.T) {
 		t.Fatalf("calls %v, want one a SKU", calls)
 	}
 }
+
+func TestLevelsReadOnHandAndReserved(t *testing.T) {
+	rdb := testenv.Redis(t)
+	ctx := context.Background()
+	ns := testenv.Namespace(t)
+	s := NewStore(rdb, StoreConfig{Prefix: ns})
+	k := KeysFor(ns, "L")
+	if err := rdb.MSet(ctx, k.Stock, 10, k.Reserved, 3).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Levels(ctx, []string{"L", "never"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0] != (Level{SKU: "L", OnHand: 10, Reserved: 3}) || got[0].Available() != 7 || got[1] != (Level{SKU: "never"}) {
+		t.Fatalf("levels %+v", got)
+	}
+}
