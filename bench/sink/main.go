@@ -134,12 +134,12 @@ func run(n, skus, batch, pairs, consumers int, prof string) error {
 	dbs := make([]string, pairs)
 	for i := range dbs {
 		dbs[i] = prefix + "pair" + strconv.Itoa(i+1)
-		if _, err := clickhouse.Migrate(ctx, conn, clickhouse.SchemaConfig{DB: dbs[i]}); err != nil {
-			return err
-		}
 		// Dropping the first database stops the Kafka engine's consumers
 		// before the topics go.
 		defer func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+dbs[i]) }()
+		if _, err := clickhouse.Migrate(ctx, conn, clickhouse.SchemaConfig{DB: dbs[i]}); err != nil {
+			return err
+		}
 		if err := conn.Exec(ctx, "CREATE TABLE "+dbs[i]+".raw_movements AS "+dbs[i]+".inventory_movements"); err != nil {
 			return err
 		}
