@@ -69,11 +69,11 @@ func TestFingerprintsMatchTheReferenceImplementation(t *testing.T) {
 		fp uint64
 	}{
 		{OrderEvent{}, 0x1e76943895a34d97},
-		{InventoryDelta{}, 0xbc7a28f61647d27c},
-		{InventoryMovement{}, 0x5402bfa70cf538f5},
+		{InventoryDelta{}, 0x12bd8943165490eb},
+		{InventoryMovement{}, 0x320a29cbc58f32fd},
 		{WebhookReceipt{}, 0xd8bb06b4588c5ba3},
 		{WebhookOutcome{}, 0x2e89389d62d68c20},
-		{OrderApplied{}, 0x5c52dd079d762a9b},
+		{OrderApplied{}, 0x14b7e6f55960a50a},
 		{StockDrift{}, 0x9c094275b2a42f7d},
 		{PipelineMetric{}, 0xfc416afc93e594fe},
 		{StockSnapshot{}, 0xe08eec1ce7fcfbff},

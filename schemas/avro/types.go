@@ -18,6 +18,8 @@ const (
 	DeltaSale       = "SALE"
 	DeltaRestock    = "RESTOCK"
 	DeltaAdjustment = "ADJUSTMENT"
+	DeltaCommit     = "COMMIT"
+	DeltaRelease    = "RELEASE"
 )
 
 // Webhook outcomes (the WebhookOutcomeKind enum).
@@ -32,6 +34,11 @@ const (
 	TransitionNone    = "NONE"
 	TransitionSale    = "SALE"
 	TransitionRestock = "RESTOCK"
+	TransitionCommit  = "COMMIT"
+	TransitionRelease = "RELEASE"
+	// TransitionSaleCommit is a sale and its shipment at once: an order
+	// first seen fulfilled.
+	TransitionSaleCommit = "SALE_COMMIT"
 )
 
 // Drift actions (the DriftAction enum).
@@ -100,6 +107,7 @@ type InventoryMovement struct {
 	CorrelationID string    `avro:"correlation_id"`
 	Provider      string    `avro:"provider"`
 	ReceivedAt    time.Time `avro:"received_at"`
+	ReservedAfter int64     `avro:"reserved_after"`
 }
 
 // WebhookReceipt is webhook_receipt.avsc.
