@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -129,7 +130,7 @@ func TestFlagDefaultsAreThePackagesDefaults(t *testing.T) {
 		{fs["max-body-bytes"], "1048576"},
 		{fs["signature-tolerance"], providers.DefaultTolerance.String()},
 		{fs["clickhouse-db"], chsink.DefaultDB},
-		{fs["sink-max-records"], "5000"},
+		{fs["sink-max-records"], strconv.Itoa(chsink.DefaultMaxRecords)},
 		{fs["orders-max-poll-records"], "2000"},
 		{fs["inventory-max-poll-records"], "2000"},
 		{top["partitions"], "6"},

@@ -35,7 +35,9 @@ type BatchConfig struct {
 	Group string
 	// Inputs are the topics consumed; required.
 	Inputs []string
-	// DLQ names the dead-letter topic of an input topic. Default topology.DLQ.
+	// DLQ names the dead-letter topic of an input topic, or "" for an
+	// input that is a DLQ itself (its rejections are logged and passed
+	// over). Default topology.DLQ.
 	DLQ func(topic string) string
 	// MaxRecords bounds one batch: a batch this size is written at once.
 	// Default 5000 (DefaultBatchMaxRecords).
@@ -209,6 +211,9 @@ func handleOnce(ctx context.Context, cl *kgo.Client, cfg BatchConfig, h BatchHan
 		return nil
 	}
 	dead := deadLetters(rejected, cfg.DLQ, cfg.Client.Logger)
+	if len(dead) == 0 {
+		return nil
+	}
 	if err := cl.ProduceSync(ctx, dead...).FirstErr(); err != nil {
 		return fmt.Errorf("dead-letter %d records: %w", len(dead), err)
 	}

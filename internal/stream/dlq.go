@@ -45,14 +45,24 @@ func DeadLetter(rec *kgo.Record, dlqTopic string, err error, now time.Time) *kgo
 
 // deadLetters returns the dead letters of rejected records, each to the DLQ
 // dlq names for its topic, and logs each: the one place both loops turn a
-// rejection into a record, so its class and headers cannot differ.
+// rejection into a record, so its class and headers cannot differ. A topic
+// dlq names no DLQ for ("") is a DLQ itself, whose records are already
+// kept there: a rejected one is logged and passed over, rather than
+// dead-lettered to a topic that does not exist, which would stall its
+// partition for good.
 func deadLetters(rejected []Rejection, dlq func(topic string) string, log *slog.Logger) []*kgo.Record {
 	now := time.Now()
-	dead := make([]*kgo.Record, len(rejected))
-	for i, r := range rejected {
+	dead := make([]*kgo.Record, 0, len(rejected))
+	for _, r := range rejected {
+		to := dlq(r.Record.Topic)
+		if to == "" {
+			log.Error("passing over a dead letter that cannot be handled; it stays in its topic", "topic", r.Record.Topic,
+				"partition", r.Record.Partition, "offset", r.Record.Offset, "err", r.Err)
+			continue
+		}
 		log.Warn("dead-lettering record", "topic", r.Record.Topic,
 			"partition", r.Record.Partition, "offset", r.Record.Offset, "err", r.Err)
-		dead[i] = DeadLetter(r.Record, dlq(r.Record.Topic), Permanent(r.Err), now)
+		dead = append(dead, DeadLetter(r.Record, to, Permanent(r.Err), now))
 	}
 	return dead
 }

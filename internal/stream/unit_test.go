@@ -2,6 +2,8 @@ package stream
 
 import (
 	"errors"
+	"io"
+	"log/slog"
 	"fmt"
 	"strings"
 	"testing"
@@ -74,5 +76,24 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if err := (&TransformConfig{Group: "g", Input: "in"}).setDefaults(); err == nil {
 		t.Fatal("a transform without a DLQ was accepted")
+	}
+}
+
+// A rejected record of a DLQ topic is passed over, not dead-lettered to a
+// topic that does not exist; the others go to their DLQ.
+func TestDeadLettersPassOverADeadLetter(t *testing.T) {
+	dlq := func(topic string) string {
+		if strings.HasSuffix(topic, ".dlq") {
+			return ""
+		}
+		return topic + ".dlq"
+	}
+	rejected := []Rejection{
+		{Record: &kgo.Record{Topic: "orders.dlq", Offset: 1}, Err: errors.New("bad")},
+		{Record: &kgo.Record{Topic: "orders", Offset: 2}, Err: errors.New("bad")},
+	}
+	dead := deadLetters(rejected, dlq, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if len(dead) != 1 || dead[0].Topic != "orders.dlq" {
+		t.Fatalf("dead letters %+v", dead)
 	}
 }

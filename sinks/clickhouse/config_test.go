@@ -24,8 +24,8 @@ func parse(t *testing.T, env map[string]string) (Config, error) {
 // variables, and a linger that would hold rebalances too long is refused.
 func TestBatchSettings(t *testing.T) {
 	c, err := parse(t, nil)
-	if err != nil || c.Stream.MaxRecords != 5000 || c.Stream.Linger != DefaultLinger || DefaultLinger != 100*time.Millisecond {
-		t.Fatalf("max records %d, linger %v (%v); documented 5000 and 100ms", c.Stream.MaxRecords, c.Stream.Linger, err)
+	if err != nil || c.Stream.MaxRecords != 20000 || c.Stream.Linger != DefaultLinger || DefaultLinger != 100*time.Millisecond {
+		t.Fatalf("max records %d, linger %v (%v); documented 20000 and 100ms", c.Stream.MaxRecords, c.Stream.Linger, err)
 	}
 	if c, err := parse(t, map[string]string{"SHOPSTREAM_SINK_LINGER": "0s", "SHOPSTREAM_SINK_MAX_RECORDS": "100"}); err != nil ||
 		c.Stream.Linger != 0 || c.Stream.MaxRecords != 100 {
