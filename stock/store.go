@@ -52,8 +52,9 @@ var ErrLockBusy = errors.New("stock: a SKU's lock is held by another")
 type Outcome struct {
 	// Status is avro.MovementApplied or avro.MovementRefused.
 	Status string
-	// StockAfter is the stock once applied, or the stock that refused it.
-	StockAfter int64
+	// StockAfter is the stock that can be sold once applied, or the stock
+	// that refused it; ReservedAfter the units reserved then.
+	StockAfter, ReservedAfter int64
 	// Reason says why a delta was refused.
 	Reason string
 	// AppliedAt is when the delta was first decided; a redelivery returns
@@ -116,10 +117,12 @@ func ValidSKU(sku string) error {
 
 // Delta is what ApplyRuns needs of an inventory delta; its SKU is its run's.
 type Delta struct {
-	ID, SKU  string
-	Quantity int64
-	// Reverses names the delta this one gives back (a restock's sale); it
-	// applies only if that one was applied.
+	ID, SKU string
+	// Quantity is the signed change of the stock that can be sold;
+	// Reserved the signed change of the units paid orders hold.
+	Quantity, Reserved int64
+	// Reverses names the delta this one takes back (a release's sale, a
+	// restock's commit); it applies only if that one was applied.
 	Reverses string
 }
 
@@ -323,10 +326,10 @@ func (s *Store) applyLocked(ctx context.Context, runs []Run, tokens []string, no
 			args := []any{at}
 			for _, i := range call {
 				r, k := runs[i], KeysFor(s.cfg.Prefix, runs[i].SKU)
-				keys = append(keys, k.Stock, k.Applied, k.Ledger, k.Backorder, k.Lock)
+				keys = append(keys, k.Stock, k.Applied, k.Ledger, k.Backorder, k.Lock, k.Reserved)
 				args = append(args, tokens[i], len(r.Deltas))
 				for _, d := range r.Deltas {
-					args = append(args, d.ID, d.Quantity, d.Reverses)
+					args = append(args, d.ID, d.Quantity, d.Reserved, d.Reverses)
 				}
 			}
 			cmds[j] = applyScript.EvalSha(ctx, pipe, keys, args...)
@@ -400,16 +403,22 @@ func newToken() string {
 }
 
 func parseOutcome(s string) (Outcome, error) {
-	parts := strings.SplitN(s, "|", 4)
-	if len(parts) != 4 {
+	parts := strings.SplitN(s, "|", 5)
+	if len(parts) < 4 {
 		return Outcome{}, fmt.Errorf("stock: malformed outcome %q", s)
 	}
 	stock, err1 := strconv.ParseInt(parts[1], 10, 64)
 	at, err2 := strconv.ParseInt(parts[2], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
+	var reserved int64
+	var err3 error
+	// Recorded before reservations: four fields, nothing reserved.
+	if len(parts) == 5 {
+		reserved, err3 = strconv.ParseInt(parts[4], 10, 64)
+	}
+	if err := errors.Join(err1, err2, err3); err != nil {
 		return Outcome{}, fmt.Errorf("stock: malformed outcome %q: %w", s, err)
 	}
-	return Outcome{Status: parts[0], StockAfter: stock, AppliedAt: time.UnixMilli(at).UTC(), Reason: parts[3]}, nil
+	return Outcome{Status: parts[0], StockAfter: stock, ReservedAfter: reserved, AppliedAt: time.UnixMilli(at).UTC(), Reason: parts[3]}, nil
 }
 
 // Level is one SKU's stock in Redis.
@@ -438,18 +447,20 @@ func (s *Store) Levels(ctx context.Context, skus []string) ([]Level, error) {
 	}
 	out := make([]Level, len(skus))
 	for i, c := range cmds {
-		out[i].SKU = skus[i]
-		for j, dst := range []*int64{&out[i].OnHand, &out[i].Reserved} {
+		// The stock key holds what can be sold, so that a sale's check is
+		// one comparison; on hand is that and what is reserved.
+		var n [2]int64
+		for j := range n {
 			v, ok := c.Val()[j].(string)
 			if !ok {
 				continue
 			}
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
+			var err error
+			if n[j], err = strconv.ParseInt(v, 10, 64); err != nil {
 				return nil, fmt.Errorf("stock: %s of %s is %q", []string{"stock", "reserved"}[j], skus[i], v)
 			}
-			*dst = n
 		}
+		out[i] = Level{SKU: skus[i], OnHand: n[0] + n[1], Reserved: n[1]}
 	}
 	return out, nil
 }

@@ -432,7 +432,77 @@ func TestLevelsReadOnHandAndReserved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got[0] != (Level{SKU: "L", OnHand: 10, Reserved: 3}) || got[0].Available() != 7 || got[1] != (Level{SKU: "never"}) {
+	if got[0] != (Level{SKU: "L", OnHand: 13, Reserved: 3}) || got[0].Available() != 10 || got[1] != (Level{SKU: "never"}) {
 		t.Fatalf("levels %+v", got)
+	}
+}
+
+// A sale reserves, a commit ships what it reserved, a release gives back
+// what was reserved and never shipped, a restock puts shipped units back;
+// what reverses a delta that was not applied is refused; and a sale
+// recorded before reservations existed reserved nothing, so its release
+// gives back stock without touching reserved.
+func TestReservations(t *testing.T) {
+	rdb := testenv.Redis(t)
+	ctx := context.Background()
+	ns := testenv.Namespace(t)
+	s := NewStore(rdb, StoreConfig{Prefix: ns})
+	now := time.UnixMilli(1_780_000_000_000)
+	level := func() Level {
+		t.Helper()
+		l, err := s.Levels(ctx, []string{"R"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l[0]
+	}
+	steps := []struct {
+		d      Delta
+		status string
+		want   Level
+	}{
+		{Delta{ID: "seed", SKU: "R", Quantity: 10}, avro.MovementApplied, Level{SKU: "R", OnHand: 10}},
+		{Delta{ID: "o1:1:sale", SKU: "R", Quantity: -3, Reserved: 3}, avro.MovementApplied, Level{SKU: "R", OnHand: 10, Reserved: 3}},
+		{Delta{ID: "o2:1:sale", SKU: "R", Quantity: -2, Reserved: 2}, avro.MovementApplied, Level{SKU: "R", OnHand: 10, Reserved: 5}},
+		{Delta{ID: "o1:1:commit", SKU: "R", Reserved: -3, Reverses: "o1:1:sale"}, avro.MovementApplied, Level{SKU: "R", OnHand: 7, Reserved: 2}},
+		{Delta{ID: "o2:1:release", SKU: "R", Quantity: 2, Reserved: -2, Reverses: "o2:1:sale"}, avro.MovementApplied, Level{SKU: "R", OnHand: 7}},
+		{Delta{ID: "o1:1:restock", SKU: "R", Quantity: 3, Reverses: "o1:1:commit"}, avro.MovementApplied, Level{SKU: "R", OnHand: 10}},
+		// More than available is refused, and what would take it back too.
+		{Delta{ID: "o3:1:sale", SKU: "R", Quantity: -11, Reserved: 11}, avro.MovementRefused, Level{SKU: "R", OnHand: 10}},
+		{Delta{ID: "o3:1:commit", SKU: "R", Reserved: -11, Reverses: "o3:1:sale"}, avro.MovementRefused, Level{SKU: "R", OnHand: 10}},
+		{Delta{ID: "o3:1:release", SKU: "R", Quantity: 11, Reserved: -11, Reverses: "o3:1:sale"}, avro.MovementRefused, Level{SKU: "R", OnHand: 10}},
+		// The same delta again changes nothing.
+		{Delta{ID: "o1:1:sale", SKU: "R", Quantity: -3, Reserved: 3}, avro.MovementApplied, Level{SKU: "R", OnHand: 10}},
+	}
+	for i, st := range steps {
+		out, err := apply(ctx, s, st.d, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := level(); out.Status != st.status || got != st.want {
+			t.Fatalf("step %d (%s): %s, level %+v; want %s, %+v", i, st.d.ID, out.Status, got, st.status, st.want)
+		}
+		if out.Status == avro.MovementApplied && !out.Duplicate && (out.StockAfter != st.want.Available() || out.ReservedAfter != st.want.Reserved) {
+			t.Fatalf("step %d: outcome says %d available, %d reserved", i, out.StockAfter, out.ReservedAfter)
+		}
+	}
+
+	// A sale applied before reservations existed, as its outcome was
+	// recorded then: its release gives the stock back and reserves nothing
+	// back.
+	k := KeysFor(ns, "OLD")
+	if err := rdb.HSet(ctx, k.Applied, "o9:1:sale", "APPLIED|4|1|").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, k.Stock, 4, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := apply(ctx, s, Delta{ID: "o9:1:release", SKU: "OLD", Quantity: 1, Reserved: -1, Reverses: "o9:1:sale"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := s.Levels(ctx, []string{"OLD"})
+	if out.Status != avro.MovementApplied || l[0] != (Level{SKU: "OLD", OnHand: 5}) {
+		t.Fatalf("release of an old sale: %s, %+v", out.Status, l[0])
 	}
 }

@@ -8,6 +8,7 @@ package inventory
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -52,7 +53,8 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 		// One run per delta: ApplyRuns joins the runs of a SKU in this
 		// order, the order of each partition (stream.Decode), so a record
 		// keyed other than by its SKU still applies in its partition's order.
-		apply[i] = stock.Run{SKU: d.SKU, Deltas: []stock.Delta{{ID: d.DeltaID, SKU: d.SKU, Quantity: d.Quantity, Reverses: d.Reverses}}}
+		sellable, reserved := effect(&d)
+		apply[i] = stock.Run{SKU: d.SKU, Deltas: []stock.Delta{{ID: d.DeltaID, SKU: d.SKU, Quantity: sellable, Reserved: reserved, Reverses: d.Reverses}}}
 	}
 	if len(apply) == 0 {
 		return res, nil
@@ -65,7 +67,7 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 		d, out := dd.Value, outcomes[i][0]
 		m := avro.InventoryMovement{
 			MovementID: d.DeltaID, SKU: d.SKU, Kind: d.Kind, Status: out.Status, Quantity: d.Quantity,
-			StockAfter: out.StockAfter, Reason: out.Reason, OrderID: d.OrderID, OccurredAt: d.OccurredAt,
+			StockAfter: out.StockAfter, ReservedAfter: out.ReservedAfter, Reason: out.Reason, OrderID: d.OrderID, OccurredAt: d.OccurredAt,
 			AppliedAt: out.AppliedAt, CorrelationID: d.CorrelationID, Provider: d.Provider, ReceivedAt: d.ReceivedAt,
 		}
 		r, err := envelope.Record(p.movements, &m, "")
@@ -78,6 +80,28 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 		res.Outputs = append(res.Outputs, r)
 	}
 	return res, nil
+}
+
+// effect is what a delta does to the SKU's stock that can be sold and to
+// the units reserved: a sale reserves what it sells; a commit ships it, so
+// it leaves the reserve and the shop, and what can be sold stays; a release
+// gives back what a sale reserved; a restock and an adjustment change what
+// is on hand. A restock that reverses a sale was written before commits
+// existed, when it was what a release is now, and is one.
+func effect(d *avro.InventoryDelta) (sellable, reserved int64) {
+	switch d.Kind {
+	case avro.DeltaSale:
+		return d.Quantity, -d.Quantity
+	case avro.DeltaCommit:
+		return 0, d.Quantity
+	case avro.DeltaRelease:
+		return d.Quantity, -d.Quantity
+	case avro.DeltaRestock:
+		if strings.HasSuffix(d.Reverses, ":sale") {
+			return d.Quantity, -d.Quantity
+		}
+	}
+	return d.Quantity, 0
 }
 
 // decode reads and checks one delta record.
@@ -100,7 +124,15 @@ func validate(d *avro.InventoryDelta) error {
 		return stream.Permanentf("inventory: delta %q changes nothing", d.DeltaID)
 	}
 	switch d.Kind {
-	case avro.DeltaSale, avro.DeltaRestock, avro.DeltaAdjustment:
+	case avro.DeltaAdjustment:
+	case avro.DeltaSale, avro.DeltaCommit:
+		if d.Quantity > 0 {
+			return stream.Permanentf("inventory: %s delta %q takes stock, but its quantity is %d", d.Kind, d.DeltaID, d.Quantity)
+		}
+	case avro.DeltaRelease, avro.DeltaRestock:
+		if d.Quantity < 0 {
+			return stream.Permanentf("inventory: %s delta %q gives stock back, but its quantity is %d", d.Kind, d.DeltaID, d.Quantity)
+		}
 	default:
 		return stream.Permanentf("inventory: delta %q has kind %q", d.DeltaID, d.Kind)
 	}
