@@ -545,10 +545,10 @@ func TestSignedWebhooksLandExactlyAndReplayChangesNothing(t *testing.T) {
 	queries := map[string]string{
 		"SELECT provider, requests, accepted, duplicates, rejected, duplicate_rate FROM $db.webhooks_per_provider":               "standardwebhooks 57 41 10 6 0.1961",
 		"SELECT provider, reason, status, rejected FROM $db.rejections_per_provider ORDER BY reason":                             "standardwebhooks invalid_signature 401 5\nstandardwebhooks malformed_payload 400 1",
-		"SELECT transition, count(), sum(lines), sum(units) FROM $db.order_events FINAL GROUP BY transition ORDER BY transition": "RESTOCK 1 1 1\nSALE 40 64 84",
+		"SELECT transition, count(), sum(lines), sum(units) FROM $db.order_events FINAL GROUP BY transition ORDER BY transition": "RELEASE 1 1 1\nSALE 40 64 84",
 		"SELECT count(), sum(quantity) FROM $db.order_lines FINAL":                                                               "65 85",
 		"SELECT sku, units_sold, orders FROM $db.top_skus":                                                                       "A 40 40\nB 40 20\nC 3 3",
-		"SELECT sku, units_received, units_sold, units_restocked, sell_through FROM $db.sell_through_per_sku ORDER BY sku":       "A 50 40 1 0.78\nB 50 40 0 0.8\nC 3 3 0 1",
+		"SELECT sku, units_received, units_sold, units_returned, sell_through FROM $db.sell_through_per_sku ORDER BY sku":       "A 50 40 1 0.78\nB 50 40 0 0.8\nC 3 3 0 1",
 		"SELECT sku, units, stock_then FROM $db.refused_orders":                                                                  "C 1 0",
 		"SELECT origin_topic, error_class, dead_letters FROM $db.dead_letters_per_class":                                         p.names.Orders + " permanent 1",
 		"SELECT provider, movements FROM $db.latency_per_provider":                                                               "standardwebhooks 65",

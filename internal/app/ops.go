@@ -150,13 +150,13 @@ func produceDeltas(ctx context.Context, s *settings, deltas ...avro.InventoryDel
 func (o *operator) show(ctx context.Context, s *settings, skus []string, out io.Writer) error {
 	rdb := s.redis()
 	defer rdb.Close()
-	store := stock.NewStore(rdb, stock.StoreConfig{Prefix: s.prefix})
-	for _, sku := range skus {
-		n, err := store.Stock(ctx, sku)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "%s\t%d\n", sku, n)
+	levels, err := stock.NewStore(rdb, stock.StoreConfig{Prefix: s.prefix}).Levels(ctx, skus)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "sku\tavailable\treserved\ton_hand\n")
+	for _, l := range levels {
+		fmt.Fprintf(out, "%s\t%d\t%d\t%d\n", l.SKU, l.Available(), l.Reserved, l.OnHand)
 	}
 	return nil
 }

@@ -376,7 +376,7 @@ func sendAll(ctx context.Context, url string, signers, forged map[string]provide
 // (invariants 2 and 3 of DESIGN.md).
 func printInventory(ctx context.Context, out io.Writer, conn driver.Conn, db string, store *stock.Store) (bool, error) {
 	fmt.Fprintf(out, "\ninventory (Redis stock beside ClickHouse's applied movements):\n")
-	fmt.Fprintf(out, "  %-8s %8s %8s %8s %10s %10s %12s  %s\n", "sku", "initial", "sold", "refused", "restocked", "redis", "clickhouse", "ledger")
+	fmt.Fprintf(out, "  %-8s %8s %8s %8s %10s %10s %12s  %s\n", "sku", "initial", "sold", "refused", "returned", "redis", "clickhouse", "ledger")
 	ok := true
 	skus := make([]string, 0, len(Stock))
 	for sku := range Stock {
@@ -396,13 +396,16 @@ func printInventory(ctx context.Context, out io.Writer, conn driver.Conn, db str
 		for _, e := range ledger {
 			ledgerSum += e.Quantity
 		}
+		// A commit ships what a sale reserved: it moves units out of the
+		// shop, not out of what can be sold, which is what Redis's stock
+		// counts.
 		var applied, sold, restocked int64
 		var refused, appliedRows uint64
 		err = conn.QueryRow(ctx, `SELECT
-			sumIf(quantity, status = 'APPLIED'),
+			sumIf(quantity, status = 'APPLIED' AND kind != 'COMMIT'),
 			-sumIf(quantity, status = 'APPLIED' AND kind = 'SALE'),
 			countIf(status = 'REFUSED' AND kind = 'SALE'),
-			sumIf(quantity, status = 'APPLIED' AND kind = 'RESTOCK'),
+			sumIf(quantity, status = 'APPLIED' AND kind IN ('RELEASE', 'RESTOCK')),
 			countIf(status = 'APPLIED')
 			FROM `+db+`.inventory_movements_final WHERE sku = ?`, sku).Scan(&applied, &sold, &refused, &restocked, &appliedRows)
 		if err != nil {
@@ -443,7 +446,7 @@ var AnalystQueries = []struct{ Title, Query string }{
 	{"webhooks and duplicates per provider", "SELECT * FROM webhooks_per_provider ORDER BY provider"},
 	{"rejection reasons per provider", "SELECT * FROM rejections_per_provider ORDER BY provider, reason"},
 	{"orders per provider: transitions and customers",
-		"SELECT provider, countIf(transition = 'SALE') AS sold, countIf(transition = 'RESTOCK') AS restocked, countIf(stale = 1) AS stale, uniqExact(customer_hash) AS customers FROM order_events FINAL GROUP BY provider ORDER BY provider"},
+		"SELECT provider, countIf(transition = 'SALE') AS sold, countIf(transition IN ('RELEASE', 'RESTOCK')) AS returned, countIf(stale = 1) AS stale, uniqExact(customer_hash) AS customers FROM order_events FINAL GROUP BY provider ORDER BY provider"},
 	{"dead letters by class", "SELECT * FROM dead_letters_per_class ORDER BY origin_topic, error_class"},
 	{"latency from acknowledgement, ms (to applied in Redis; to a queryable row)", "SELECT * FROM latency_per_provider ORDER BY provider"},
 	{"drift by SKU (shopstream reconcile writes it)", "SELECT * FROM drift_per_sku_minute ORDER BY sku, minute"},

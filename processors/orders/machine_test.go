@@ -2,6 +2,7 @@ package orders
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/shopstream/shopstream/schemas/avro"
@@ -20,95 +21,143 @@ func lineless(id, typ string, version int64) *avro.OrderEvent {
 	return e
 }
 
-// net runs events through the machine in arrival order and sums the
-// deltas per SKU, with each delta id counted once as downstream does.
-func net(events ...*avro.OrderEvent) (map[string]int64, []string) {
+// net runs events through the machine in arrival order and applies the
+// deltas as the inventory stage does: each delta id once, and one that
+// takes back another only after that one applied. It returns each SKU's
+// change of stock that can be sold and of reserved units, as
+// "SKU:sellable/reserved", and the delta ids in the order emitted.
+func net(events ...*avro.OrderEvent) (string, []string) {
 	var s *State
-	seen := map[string]bool{}
-	sum := map[string]int64{}
+	applied := map[string]bool{}
+	sellable, reserved := map[string]int64{}, map[string]int64{}
 	var ids []string
 	for _, e := range events {
 		next, _, t := Step(s, e)
 		s = &next
 		for _, d := range Deltas(next, e, t) {
 			ids = append(ids, d.DeltaID)
-			if !seen[d.DeltaID] {
-				seen[d.DeltaID] = true
-				sum[d.SKU] += d.Quantity
+			if applied[d.DeltaID] || d.Reverses != "" && !applied[d.Reverses] {
+				continue
+			}
+			applied[d.DeltaID] = true
+			switch d.Kind {
+			case avro.DeltaSale, avro.DeltaRelease:
+				sellable[d.SKU] += d.Quantity
+				reserved[d.SKU] -= d.Quantity
+			case avro.DeltaCommit:
+				reserved[d.SKU] += d.Quantity
+			default:
+				sellable[d.SKU] += d.Quantity
 			}
 		}
 	}
-	return sum, ids
+	var out []string
+	for _, sku := range []string{"A", "B"} {
+		if _, ok := sellable[sku]; ok {
+			out = append(out, fmt.Sprintf("%s:%d/%d", sku, sellable[sku], reserved[sku]))
+		}
+	}
+	return strings.Join(out, " "), ids
 }
 
 func TestStep(t *testing.T) {
 	created, paid, fulfilled := ev("e1", avro.OrderCreated, 1), ev("e2", avro.OrderPaid, 2), ev("e3", avro.OrderFulfilled, 3)
 	cancelled, refunded := ev("e4", avro.OrderCancelled, 4), ev("e5", avro.OrderRefunded, 5)
+	sold := []string{"o:1:sale", "o:2:sale"}
+	with := func(ids ...[]string) []string {
+		var out []string
+		for _, x := range ids {
+			out = append(out, x...)
+		}
+		return out
+	}
+	committed, released, returned := []string{"o:1:commit", "o:2:commit"}, []string{"o:1:restock", "o:2:restock"}, []string{"o:1:return", "o:2:return"}
 	tests := []struct {
 		name   string
 		events []*avro.OrderEvent
-		want   map[string]int64
+		want   string
 		ids    []string
 	}{
-		{"paid sells each line", []*avro.OrderEvent{created, paid}, map[string]int64{"A": -2, "B": -1},
-			[]string{"o:1:sale", "o:2:sale"}},
-		{"a duplicate paid re-emits the same ids", []*avro.OrderEvent{paid, paid}, map[string]int64{"A": -2, "B": -1},
-			[]string{"o:1:sale", "o:2:sale", "o:1:sale", "o:2:sale"}},
-		{"fulfilled after paid sells nothing more", []*avro.OrderEvent{paid, fulfilled}, map[string]int64{"A": -2, "B": -1},
-			[]string{"o:1:sale", "o:2:sale"}},
-		{"cancel after paid restocks", []*avro.OrderEvent{paid, cancelled}, map[string]int64{"A": 0, "B": 0},
-			[]string{"o:1:sale", "o:2:sale", "o:1:restock", "o:2:restock"}},
-		{"cancel before the paid it follows leaves stock alone", []*avro.OrderEvent{cancelled, paid}, map[string]int64{}, nil},
-		{"refund then cancel restocks once", []*avro.OrderEvent{paid, refunded, cancelled}, map[string]int64{"A": 0, "B": 0},
-			[]string{"o:1:sale", "o:2:sale", "o:1:restock", "o:2:restock"}},
-		{"fulfilled arriving first sells", []*avro.OrderEvent{fulfilled, paid, created}, map[string]int64{"A": -2, "B": -1},
-			[]string{"o:1:sale", "o:2:sale"}},
-		{"created only", []*avro.OrderEvent{created}, map[string]int64{}, nil},
-		{"same version: cancelled outranks paid", []*avro.OrderEvent{ev("x", avro.OrderCancelled, 7), ev("y", avro.OrderPaid, 7)},
-			map[string]int64{}, nil},
-		{"a gateway's paid sells the lines the storefront listed", []*avro.OrderEvent{created, lineless("g2", avro.OrderPaid, 2)},
-			map[string]int64{"A": -2, "B": -1}, []string{"o:1:sale", "o:2:sale"}},
-		{"the storefront's lines arriving after the gateway's paid sell then", []*avro.OrderEvent{lineless("g2", avro.OrderPaid, 2), created},
-			map[string]int64{"A": -2, "B": -1}, []string{"o:1:sale", "o:2:sale"}},
-		{"a paid without lines, none known, sells nothing yet", []*avro.OrderEvent{lineless("g2", avro.OrderPaid, 2)}, map[string]int64{}, nil},
-		{"a gateway's refund restocks what sold", []*avro.OrderEvent{created, lineless("g2", avro.OrderPaid, 2), lineless("g5", avro.OrderRefunded, 5)},
-			map[string]int64{"A": 0, "B": 0}, []string{"o:1:sale", "o:2:sale", "o:1:restock", "o:2:restock"}},
-		{"lines learned after a cancellation sell nothing", []*avro.OrderEvent{lineless("g2", avro.OrderPaid, 2), lineless("g4", avro.OrderCancelled, 4), created},
-			map[string]int64{}, nil},
+		{"paid reserves each line", []*avro.OrderEvent{created, paid}, "A:-2/2 B:-1/1", sold},
+		{"a duplicate paid re-emits the same ids", []*avro.OrderEvent{paid, paid}, "A:-2/2 B:-1/1", with(sold, sold)},
+		{"fulfilled after paid commits", []*avro.OrderEvent{paid, fulfilled}, "A:-2/0 B:-1/0", with(sold, committed)},
+		{"cancel after paid releases", []*avro.OrderEvent{paid, cancelled}, "A:0/0 B:0/0", with(sold, released)},
+		{"cancel before the paid it follows leaves stock alone", []*avro.OrderEvent{cancelled, paid}, "", nil},
+		{"refund then cancel releases once", []*avro.OrderEvent{paid, refunded, cancelled}, "A:0/0 B:0/0", with(sold, released)},
+		{"a refund after shipping restocks", []*avro.OrderEvent{paid, fulfilled, refunded}, "A:0/0 B:0/0", with(sold, committed, returned)},
+		{"a shipment reported after the refund commits nothing", []*avro.OrderEvent{paid, refunded, fulfilled}, "A:0/0 B:0/0", with(sold, released)},
+		{"fulfilled arriving first sells and commits", []*avro.OrderEvent{fulfilled, paid, created}, "A:-2/0 B:-1/0", with(sold, committed)},
+		{"created only", []*avro.OrderEvent{created}, "", nil},
+		{"same version: cancelled outranks paid", []*avro.OrderEvent{ev("x", avro.OrderCancelled, 7), ev("y", avro.OrderPaid, 7)}, "", nil},
+		{"a gateway's paid sells the lines the storefront listed", []*avro.OrderEvent{created, lineless("g2", avro.OrderPaid, 2)}, "A:-2/2 B:-1/1", sold},
+		{"the storefront's lines arriving after the gateway's paid sell then", []*avro.OrderEvent{lineless("g2", avro.OrderPaid, 2), created}, "A:-2/2 B:-1/1", sold},
+		{"a paid without lines, none known, sells nothing yet", []*avro.OrderEvent{lineless("g2", avro.OrderPaid, 2)}, "", nil},
+		{"a gateway's refund releases what sold", []*avro.OrderEvent{created, lineless("g2", avro.OrderPaid, 2), lineless("g5", avro.OrderRefunded, 5)},
+			"A:0/0 B:0/0", with(sold, released)},
+		{"lines learned after a cancellation sell nothing", []*avro.OrderEvent{lineless("g2", avro.OrderPaid, 2), lineless("g4", avro.OrderCancelled, 4), created}, "", nil},
 		{"a gateway's payment stamped before the storefront's last change still sells", []*avro.OrderEvent{ev("e9", avro.OrderCreated, 9), lineless("g2", avro.OrderPaid, 2)},
-			map[string]int64{"A": -2, "B": -1}, []string{"o:1:sale", "o:2:sale"}},
-		{"a payment after a cancellation of an unsold order sells nothing", []*avro.OrderEvent{ev("e4", avro.OrderCancelled, 4), ev("e6", avro.OrderPaid, 6)},
-			map[string]int64{}, nil},
+			"A:-2/2 B:-1/1", sold},
+		{"a payment after a cancellation of an unsold order sells nothing", []*avro.OrderEvent{ev("e4", avro.OrderCancelled, 4), ev("e6", avro.OrderPaid, 6)}, "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sum, ids := net(tt.events...)
-			if fmt.Sprint(sum) != fmt.Sprint(tt.want) || fmt.Sprint(ids) != fmt.Sprint(tt.ids) {
-				t.Fatalf("net %v ids %v, want %v %v", sum, ids, tt.want, tt.ids)
+			got, ids := net(tt.events...)
+			if got != tt.want || fmt.Sprint(ids) != fmt.Sprint(tt.ids) {
+				t.Fatalf("net %q ids %v, want %q %v", got, ids, tt.want, tt.ids)
 			}
 		})
 	}
 }
 
-// Every arrival order of the same events gives the same net stock change:
-// created, paid, cancelled nets zero; created, paid sells.
+// permutations returns every order of events.
+func permutations(events []*avro.OrderEvent) [][]*avro.OrderEvent {
+	if len(events) <= 1 {
+		return [][]*avro.OrderEvent{events}
+	}
+	var out [][]*avro.OrderEvent
+	for i := range events {
+		rest := append(append([]*avro.OrderEvent{}, events[:i]...), events[i+1:]...)
+		for _, p := range permutations(rest) {
+			out = append(out, append([]*avro.OrderEvent{events[i]}, p...))
+		}
+	}
+	return out
+}
+
+// Every arrival order of one order's events ends with the same stock and
+// the same reserve: what the events say in their own order.
 func TestStepIsOrderIndependent(t *testing.T) {
-	perms := [][]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}
+	created, paid, fulfilled := ev("e1", avro.OrderCreated, 1), ev("e2", avro.OrderPaid, 2), ev("e3", avro.OrderFulfilled, 3)
+	cancelled, refunded := ev("e4", avro.OrderCancelled, 4), ev("e5", avro.OrderRefunded, 5)
+	gwPaid, gwRefunded := lineless("g2", avro.OrderPaid, 2), lineless("g5", avro.OrderRefunded, 5)
 	for _, tt := range []struct {
 		events []*avro.OrderEvent
-		a, b   int64
+		want   string
 	}{
-		{[]*avro.OrderEvent{ev("e1", avro.OrderCreated, 1), ev("e2", avro.OrderPaid, 2), ev("e4", avro.OrderCancelled, 4)}, 0, 0},
-		{[]*avro.OrderEvent{ev("e1", avro.OrderCreated, 1), ev("e2", avro.OrderPaid, 2), ev("e3", avro.OrderFulfilled, 3)}, -2, -1},
+		{[]*avro.OrderEvent{created, paid}, "A:-2/2 B:-1/1"},
+		{[]*avro.OrderEvent{created, paid, cancelled}, "A:0/0 B:0/0"},
+		{[]*avro.OrderEvent{created, paid, fulfilled}, "A:-2/0 B:-1/0"},
+		{[]*avro.OrderEvent{created, paid, fulfilled, refunded}, "A:0/0 B:0/0"},
+		{[]*avro.OrderEvent{created, paid, fulfilled, cancelled, refunded}, "A:0/0 B:0/0"},
 		// A storefront and a gateway: the lines from one, the payment and
 		// the refund from the other.
-		{[]*avro.OrderEvent{ev("e1", avro.OrderCreated, 1), lineless("g2", avro.OrderPaid, 2), lineless("g5", avro.OrderRefunded, 5)}, 0, 0},
-		{[]*avro.OrderEvent{ev("e1", avro.OrderCreated, 1), lineless("g2", avro.OrderPaid, 2), ev("e3", avro.OrderFulfilled, 3)}, -2, -1},
+		{[]*avro.OrderEvent{created, gwPaid, gwRefunded}, "A:0/0 B:0/0"},
+		{[]*avro.OrderEvent{created, gwPaid, fulfilled}, "A:-2/0 B:-1/0"},
+		{[]*avro.OrderEvent{created, gwPaid, fulfilled, gwRefunded}, "A:0/0 B:0/0"},
 	} {
-		for _, p := range perms {
-			sum, _ := net(tt.events[p[0]], tt.events[p[1]], tt.events[p[2]])
-			if sum["A"] != tt.a || sum["B"] != tt.b {
-				t.Fatalf("%s,%s,%s: net %v, want A=%d B=%d", tt.events[p[0]].Type, tt.events[p[1]].Type, tt.events[p[2]].Type, sum, tt.a, tt.b)
+		for _, p := range permutations(tt.events) {
+			got, _ := net(p...)
+			// An order whose cancellation or refund came before anything
+			// sold never sells: nothing moved, which is the same end.
+			if got == "" {
+				got = "A:0/0 B:0/0"
+			}
+			if got != tt.want {
+				var order []string
+				for _, e := range p {
+					order = append(order, e.Type)
+				}
+				t.Fatalf("%v: net %q, want %q", order, got, tt.want)
 			}
 		}
 	}
@@ -152,12 +201,21 @@ func TestTheEventThatSoldReemitsItsSale(t *testing.T) {
 	}
 }
 
-func TestRestockNamesTheSaleItReverses(t *testing.T) {
-	paid, cancelled := ev("e2", avro.OrderPaid, 2), ev("e4", avro.OrderCancelled, 4)
+// A release names the sale it gives back; a restock the commit whose
+// units come back.
+func TestTakingBackNamesWhatItTakesBack(t *testing.T) {
+	paid, fulfilled, cancelled, refunded := ev("e2", avro.OrderPaid, 2), ev("e3", avro.OrderFulfilled, 3), ev("e4", avro.OrderCancelled, 4), ev("e5", avro.OrderRefunded, 5)
 	s, _, _ := Step(nil, paid)
-	s, _, tr := Step(&s, cancelled)
-	for _, d := range Deltas(s, cancelled, tr) {
-		if d.Kind != avro.DeltaRestock || d.Quantity <= 0 || d.Reverses != "o:"+d.DeltaID[2:3]+":sale" {
+	r, _, tr := Step(&s, cancelled)
+	for _, d := range Deltas(r, cancelled, tr) {
+		if d.Kind != avro.DeltaRelease || d.Quantity <= 0 || d.Reverses != "o:"+d.DeltaID[2:3]+":sale" || !strings.HasSuffix(d.DeltaID, ":restock") {
+			t.Fatalf("release %+v", d)
+		}
+	}
+	s, _, _ = Step(&s, fulfilled)
+	s, _, tr = Step(&s, refunded)
+	for _, d := range Deltas(s, refunded, tr) {
+		if d.Kind != avro.DeltaRestock || d.Quantity <= 0 || d.Reverses != "o:"+d.DeltaID[2:3]+":commit" || !strings.HasSuffix(d.DeltaID, ":return") {
 			t.Fatalf("restock %+v", d)
 		}
 	}

@@ -182,13 +182,8 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 
 // records are the event's decision, then its deltas.
 func (p *Processor) records(e *avro.OrderEvent, d Decision, deltas []avro.InventoryDelta) ([]*kgo.Record, error) {
-	transition := avro.TransitionNone
-	switch d.Transition {
-	case Sale:
-		transition = avro.TransitionSale
-	case Restock:
-		transition = avro.TransitionRestock
-	}
+	transition := map[Transition]string{None: avro.TransitionNone, Sale: avro.TransitionSale, Commit: avro.TransitionCommit,
+		SaleCommit: avro.TransitionSaleCommit, Release: avro.TransitionRelease, Restock: avro.TransitionRestock}[d.Transition]
 	applied, err := envelope.Record(p.topics.Applied, &avro.OrderApplied{Event: *e, StatusAfter: d.After, Transition: transition,
 		Stale: d.Stale, AppliedAt: time.UnixMilli(d.At).UTC()}, "")
 	if err != nil {

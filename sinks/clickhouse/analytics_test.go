@@ -74,7 +74,7 @@ func TestEveryTableAndViewOnRealClickHouse(t *testing.T) {
 		{"SELECT provider, reason, status, rejected FROM rejections_per_provider", "stripe invalid_signature 401 1"},
 		{"SELECT order_id, status_after, transition, lines, units, amount_minor, customer_hash FROM order_events FINAL", "o-1 PAID SALE 2 3 4498 c0ffee"},
 		{"SELECT count(), sum(quantity) FROM order_lines FINAL", "2 3"},
-		{"SELECT sku, units_received, units_sold, sell_through FROM sell_through_per_sku", "A 10 2 0.2"},
+		{"SELECT sku, units_received, units_sold, units_returned, sell_through FROM sell_through_per_sku", "A 10 2 0 0.2"},
 		{"SELECT sku, units_sold, orders FROM top_skus", "A 2 1"},
 		{"SELECT provider, movements, applied_p50_ms FROM latency_per_provider", "stripe 1 300"},
 		{"SELECT origin_topic, error_class, dead_letters FROM dead_letters_per_class", "orders permanent 1"},

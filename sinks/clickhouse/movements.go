@@ -15,7 +15,7 @@ func (movements) Name() string { return "inventory_movements" }
 func (movements) Columns() []string {
 	return []string{"movement_id", "sku", "kind", "status", "quantity", "stock_after", "reason", "order_id",
 		"correlation_id", "occurred_at", "occurred_ms", "applied_at", "applied_ms", "kafka_partition", "kafka_offset",
-		"provider", "received_at", "received_ms", "inserted_at", "inserted_ms", "version"}
+		"provider", "received_at", "received_ms", "inserted_at", "inserted_ms", "reserved_after", "version"}
 }
 
 func (movements) Rows(rec *kgo.Record) ([][]any, error) {
@@ -27,5 +27,5 @@ func (movements) Rows(rec *kgo.Record) ([][]any, error) {
 	received := epoch(m.ReceivedAt)
 	return [][]any{{m.MovementID, m.SKU, m.Kind, m.Status, m.Quantity, m.StockAfter, m.Reason,
 		m.OrderID, m.CorrelationID, m.OccurredAt, millis(m.OccurredAt), m.AppliedAt, millis(m.AppliedAt),
-		rec.Partition, rec.Offset, m.Provider, received, millis(received), at, ms, version}}, nil
+		rec.Partition, rec.Offset, m.Provider, received, millis(received), at, ms, m.ReservedAfter, version}}, nil
 }

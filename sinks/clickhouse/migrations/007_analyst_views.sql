@@ -1,12 +1,14 @@
 -- The views analysts read. Each reads its tables FINAL, deduplicated by id,
 -- so a replay, which writes the same rows again, changes no number here.
+-- Sold are the units paid orders reserved; returned, those a cancellation
+-- released before they shipped or a refund restocked after.
 CREATE VIEW IF NOT EXISTS {{.DB}}.sell_through_per_sku {{.OnCluster}} AS
 SELECT
     sku,
     sumIf(quantity, kind = 'ADJUSTMENT' AND quantity > 0) AS units_received,
     -sumIf(quantity, kind = 'SALE') AS units_sold,
-    sumIf(quantity, kind = 'RESTOCK') AS units_restocked,
-    units_sold - units_restocked AS net_units_sold,
+    sumIf(quantity, kind IN ('RELEASE', 'RESTOCK')) AS units_returned,
+    units_sold - units_returned AS net_units_sold,
     if(units_received = 0, 0, round(net_units_sold / units_received, 4)) AS sell_through
 FROM {{.DB}}.inventory_movements FINAL
 WHERE status = 'APPLIED'
