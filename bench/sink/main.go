@@ -40,7 +40,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -246,21 +245,7 @@ func produce(ctx context.Context, client stream.ClientConfig, recs []*kgo.Record
 		return err
 	}
 	defer cl.Close()
-	var failed atomic.Value
-	for _, rec := range recs {
-		cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
-			if err != nil {
-				failed.Store(err)
-			}
-		})
-	}
-	if err := cl.Flush(ctx); err != nil {
-		return err
-	}
-	if err, _ := failed.Load().(error); err != nil {
-		return err
-	}
-	return nil
+	return cl.ProduceSync(ctx, recs...).FirstErr()
 }
 
 // readRows reads topic's n records back and decodes each into the row the
