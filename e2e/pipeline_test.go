@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/shopstream/shopstream/ingest/providers/providertest"
 	"github.com/shopstream/shopstream/internal/testenv"
+	chsink "github.com/shopstream/shopstream/sinks/clickhouse"
 	"github.com/shopstream/shopstream/stock"
 	"github.com/shopstream/shopstream/topology"
 )
@@ -421,23 +421,14 @@ func (p *pipeline) analystViews(want map[string]string) map[string]string {
 			if err != nil {
 				return fmt.Errorf("%s: %w", q, err)
 			}
-			var lines []string
-			for rows.Next() {
-				vals := make([]any, len(rows.ColumnTypes()))
-				for i, ct := range rows.ColumnTypes() {
-					vals[i] = reflect.New(ct.ScanType()).Interface()
-				}
-				if err := rows.Scan(vals...); err != nil {
-					rows.Close()
-					return err
-				}
-				fields := make([]string, len(vals))
-				for i, v := range vals {
-					fields[i] = fmt.Sprint(reflect.ValueOf(v).Elem().Interface())
-				}
-				lines = append(lines, strings.Join(fields, " "))
+			answer, err := chsink.Strings(rows)
+			if err != nil {
+				return err
 			}
-			rows.Close()
+			lines := make([]string, len(answer))
+			for i, row := range answer {
+				lines[i] = strings.Join(row, " ")
+			}
 			got[q] = strings.Join(lines, "\n")
 			if w := want[q]; w != "" && got[q] != w {
 				return fmt.Errorf("%s:\n got %q\nwant %q", q, got[q], w)
@@ -548,7 +539,7 @@ func TestSignedWebhooksLandExactlyAndReplayChangesNothing(t *testing.T) {
 		"SELECT transition, count(), sum(lines), sum(units) FROM $db.order_events FINAL GROUP BY transition ORDER BY transition": "RELEASE 1 1 1\nSALE 40 64 84",
 		"SELECT count(), sum(quantity) FROM $db.order_lines FINAL":                                                               "65 85",
 		"SELECT sku, units_sold, orders FROM $db.top_skus":                                                                       "A 40 40\nB 40 20\nC 3 3",
-		"SELECT sku, units_received, units_sold, units_returned, sell_through FROM $db.sell_through_per_sku ORDER BY sku":       "A 50 40 1 0.78\nB 50 40 0 0.8\nC 3 3 0 1",
+		"SELECT sku, units_received, units_sold, units_returned, sell_through FROM $db.sell_through_per_sku ORDER BY sku":        "A 50 40 1 0.78\nB 50 40 0 0.8\nC 3 3 0 1",
 		"SELECT sku, units, stock_then FROM $db.refused_orders":                                                                  "C 1 0",
 		"SELECT origin_topic, error_class, dead_letters FROM $db.dead_letters_per_class":                                         p.names.Orders + " permanent 1",
 		"SELECT provider, movements FROM $db.latency_per_provider":                                                               "standardwebhooks 65",

@@ -14,7 +14,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -26,6 +25,7 @@ import (
 	"github.com/shopstream/shopstream/ingest/providers/providertest"
 	"github.com/shopstream/shopstream/internal/conf"
 	"github.com/shopstream/shopstream/schemas/avro"
+	chsink "github.com/shopstream/shopstream/sinks/clickhouse"
 	"github.com/shopstream/shopstream/stock"
 )
 
@@ -483,35 +483,18 @@ func printQuery(ctx context.Context, out io.Writer, conn driver.Conn, query stri
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "  %s\n", strings.Join(rows.Columns(), "\t"))
-	n := 0
-	for rows.Next() {
-		vals := make([]any, len(rows.ColumnTypes()))
-		for i, ct := range rows.ColumnTypes() {
-			vals[i] = reflect.New(ct.ScanType()).Interface()
-		}
-		if err := rows.Scan(vals...); err != nil {
-			return err
-		}
-		fields := make([]string, len(vals))
-		for i, v := range vals {
-			switch x := reflect.ValueOf(v).Elem().Interface().(type) {
-			case time.Time:
-				fields[i] = x.UTC().Format("15:04")
-			default:
-				fields[i] = fmt.Sprint(x)
-			}
-		}
-		fmt.Fprintf(tw, "  %s\n", strings.Join(fields, "\t"))
-		n++
-	}
-	if n == 0 {
-		fmt.Fprintf(tw, "  (no rows)\n")
-	}
-	if err := tw.Flush(); err != nil {
+	cols := rows.Columns()
+	answer, err := chsink.Strings(rows)
+	if err != nil {
 		return err
 	}
-	return rows.Err()
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  %s\n", strings.Join(cols, "\t"))
+	for _, row := range answer {
+		fmt.Fprintf(tw, "  %s\n", strings.Join(row, "\t"))
+	}
+	if len(answer) == 0 {
+		fmt.Fprintf(tw, "  (no rows)\n")
+	}
+	return tw.Flush()
 }

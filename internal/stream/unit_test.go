@@ -2,9 +2,9 @@ package stream
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
-	"fmt"
 	"strings"
 	"testing"
 	"time"

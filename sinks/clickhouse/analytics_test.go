@@ -3,8 +3,6 @@ package clickhouse
 import (
 	"context"
 	"errors"
-	"fmt"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -99,24 +97,13 @@ func queryLine(t *testing.T, conn driver.Conn, db, query string) string {
 	if err != nil {
 		t.Fatalf("%s: %v", query, err)
 	}
-	defer rows.Close()
-	var lines []string
-	for rows.Next() {
-		vals := make([]any, len(rows.ColumnTypes()))
-		for i, ct := range rows.ColumnTypes() {
-			vals[i] = reflect.New(ct.ScanType()).Interface()
-		}
-		if err := rows.Scan(vals...); err != nil {
-			t.Fatal(err)
-		}
-		fields := make([]string, len(vals))
-		for i, v := range vals {
-			fields[i] = fmt.Sprint(reflect.ValueOf(v).Elem().Interface())
-		}
-		lines = append(lines, strings.Join(fields, " "))
-	}
-	if err := rows.Err(); err != nil {
+	got, err := Strings(rows)
+	if err != nil {
 		t.Fatal(err)
+	}
+	lines := make([]string, len(got))
+	for i, row := range got {
+		lines[i] = strings.Join(row, " ")
 	}
 	return strings.Join(lines, "\n")
 }
