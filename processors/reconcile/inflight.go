@@ -1,0 +1,155 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopstream/shopstream/schemas/avro"
+)
+
+// InFlight finds the deltas the inventory stage has not committed yet.
+type InFlight interface {
+	// Deltas returns, by SKU, the deltas keyed by one of the SKUs listed
+	// for each partition, in that partition of the delta log, from the
+	// inventory group's committed offset to the end of what is committed.
+	Deltas(ctx context.Context, want map[int32][]string) (map[string][]avro.InventoryDelta, error)
+}
+
+// DefaultScanTimeout is KafkaInFlight's bound on one scan.
+const DefaultScanTimeout = 30 * time.Second
+
+// KafkaInFlight is InFlight on the delta log. It relies on what topology
+// guarantees: the deltas and the snapshots are keyed by SKU and have as
+// many partitions, so a SKU's snapshots and deltas share a partition
+// number, and it refuses to scan when the counts differ.
+type KafkaInFlight struct {
+	// Client are the options of the clients that read the log (seed
+	// brokers, client id, logger). Required.
+	Client []kgo.Opt
+	// Admin reads offsets. Required.
+	Admin *kadm.Client
+	// Group is the inventory stage's consumer group. Required.
+	Group string
+	// DeltaTopic is the delta log; SnapshotTopic the topic whose
+	// partitions it must match. Required.
+	DeltaTopic, SnapshotTopic string
+	// Timeout bounds one scan. Default DefaultScanTimeout.
+	Timeout time.Duration
+}
+
+// Deltas implements InFlight. It costs two admin requests and, for the
+// partitions the inventory group has not consumed to their end, one short-
+// lived consumer reading that range, read_committed: a delta of a
+// transaction that aborted never reaches Redis.
+//
+// The committed offsets are read stable (kadm.RequireStable): an offset
+// commit inside an open transaction of the inventory stage is waited for,
+// not read as older than it is. The range ends at the last stable offset,
+// not the high watermark: past it are deltas of transactions still open,
+// which no read_committed reader may see yet.
+func (k *KafkaInFlight) Deltas(ctx context.Context, want map[int32][]string) (map[string][]avro.InventoryDelta, error) {
+	if len(want) == 0 {
+		return nil, nil
+	}
+	committed, err := k.Admin.FetchOffsets(kadm.RequireStable(ctx), k.Group)
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: offsets of %s: %w", k.Group, err)
+	}
+	ends, err := k.Admin.ListCommittedOffsets(ctx, k.DeltaTopic, k.SnapshotTopic)
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: end offsets of %s: %w", k.DeltaTopic, err)
+	}
+	if err := ends.Error(); err != nil {
+		return nil, fmt.Errorf("reconcile: end offsets of %s: %w", k.DeltaTopic, err)
+	}
+	if d, s := len(ends[k.DeltaTopic]), len(ends[k.SnapshotTopic]); d != s {
+		return nil, fmt.Errorf("reconcile: %s has %d partitions and %s %d; a SKU's snapshots and deltas must share a partition (shopstream topics apply)",
+			k.DeltaTopic, d, k.SnapshotTopic, s)
+	}
+	from := map[int32]kgo.Offset{}
+	to := map[int32]int64{}
+	for p := range want {
+		end, ok := ends.Lookup(k.DeltaTopic, p)
+		if !ok {
+			return nil, fmt.Errorf("reconcile: %s has no partition %d", k.DeltaTopic, p)
+		}
+		start := kgo.NewOffset().AtStart()
+		if c, ok := committed.Lookup(k.DeltaTopic, p); ok && c.Err == nil && c.At >= 0 {
+			if c.At >= end.Offset {
+				continue
+			}
+			start = kgo.NewOffset().At(c.At)
+		}
+		from[p], to[p] = start, end.Offset
+	}
+	if len(from) == 0 {
+		return nil, nil
+	}
+	return k.read(ctx, from, to, want)
+}
+
+// read consumes each partition of from up to (not including) its offset in
+// to, keeping the deltas keyed by a SKU want lists for it. Control records
+// are kept so that a range that ends with a transaction's marker is known
+// to be read to its end.
+func (k *KafkaInFlight) read(ctx context.Context, from map[int32]kgo.Offset, to map[int32]int64,
+	want map[int32][]string) (map[string][]avro.InventoryDelta, error) {
+	timeout := k.Timeout
+	if timeout == 0 {
+		timeout = DefaultScanTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cl, err := kgo.NewClient(append(slices.Clone(k.Client),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{k.DeltaTopic: from}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords())...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	out := map[string][]avro.InventoryDelta{}
+	for len(to) > 0 {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("reconcile: %s partitions %v not read to their ends within %v: %w", k.DeltaTopic, keys(to), timeout, ctx.Err())
+		}
+		if err := fetches.Err(); err != nil {
+			return nil, fmt.Errorf("reconcile: read %s: %w", k.DeltaTopic, err)
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			end, reading := to[r.Partition]
+			if !reading || r.Offset >= end {
+				return
+			}
+			if r.Offset == end-1 {
+				delete(to, r.Partition)
+			}
+			if r.Attrs.IsControl() || !slices.Contains(want[r.Partition], string(r.Key)) {
+				return
+			}
+			var d avro.InventoryDelta
+			if err := avro.Default().Unmarshal(r.Value, &d); err != nil || d.SKU != string(r.Key) {
+				// Not a delta of this SKU that the inventory stage would
+				// apply to it (one it cannot read, it dead-letters).
+				return
+			}
+			out[d.SKU] = append(out[d.SKU], d)
+		})
+	}
+	return out, nil
+}
+
+func keys(m map[int32]int64) []int32 {
+	var out []int32
+	for p := range m {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,149 @@
+package reconcile
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopstream/shopstream/internal/testenv"
+	"github.com/shopstream/shopstream/schemas/avro"
+	"github.com/shopstream/shopstream/schemas/envelope"
+)
+
+// On the real Redis: the first decision of a snapshot stands, and a SKU's
+// newest observed_at only rises.
+func TestRedisMemory(t *testing.T) {
+	ctx := context.Background()
+	m := NewRedisMemory(testenv.Redis(t), testenv.Namespace(t))
+	got, err := m.Recall(ctx, map[string][]string{"TEE": {"s1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := got["TEE"]; !r.Newest.IsZero() || len(r.Decisions) != 0 {
+		t.Fatalf("a SKU never reconciled recalls %+v", r)
+	}
+	at := observed.Add(time.Millisecond)
+	first := Decision{Action: avro.DriftHealed, OnHand: 10, Reserved: 2, InFlight: -1, Difference: -3, ReconciledAt: at}
+	other := Decision{Action: avro.DriftNone, OnHand: 5, ReconciledAt: at.Add(time.Hour)}
+	kept, err := m.Remember(ctx, []Decided{
+		{SKU: "TEE", SnapshotID: "s1", ObservedAt: observed.Add(time.Hour), Decision: first},
+		{SKU: "MUG", SnapshotID: "s1", ObservedAt: observed, Decision: other},
+		{SKU: "TEE", SnapshotID: "s1", ObservedAt: observed, Decision: other},
+		{SKU: "TEE", SnapshotID: "s2", ObservedAt: observed, Decision: other},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Decision{first, other, first, other}; !slices.Equal(kept, want) {
+		t.Fatalf("kept %+v, want %+v", kept, want)
+	}
+	got, err = m.Recall(ctx, map[string][]string{"TEE": {"s1", "s2", "s3"}, "MUG": {"s1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tee := got["TEE"]; !tee.Newest.Equal(observed.Add(time.Hour)) || tee.Decisions["s1"] != first || tee.Decisions["s2"] != other || len(tee.Decisions) != 2 {
+		t.Errorf("TEE recalls %+v", tee)
+	}
+	if mug := got["MUG"]; !mug.Newest.Equal(observed) || mug.Decisions["s1"] != other {
+		t.Errorf("MUG recalls %+v", mug)
+	}
+}
+
+// On the real broker: the deltas in flight are the SKU's, in its
+// partition, past the inventory group's committed offset and up to the
+// last stable offset: not a delta of an aborted transaction, nor one of a
+// transaction still open, and the scan ends although the range ends with
+// a transaction marker.
+func TestKafkaInFlight(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ns := testenv.Namespace(t)
+	names := testenv.Topics(t, ns)
+	adm := testenv.Kafka(t)
+	group := ns + "shopstream-inventory"
+	plain, err := kgo.NewClient(kgo.SeedBrokers(testenv.Brokers()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	txn, err := kgo.NewClient(kgo.SeedBrokers(testenv.Brokers()...), kgo.TransactionalID(ns+"txn"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Close()
+
+	deltaOf := func(id, sku string) *kgo.Record {
+		r, err := envelope.Record(names.Deltas, &avro.InventoryDelta{DeltaID: id, SKU: sku, Kind: avro.DeltaSale, Quantity: -1, OccurredAt: observed}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	produce := func(cl *kgo.Client, recs ...*kgo.Record) *kgo.Record {
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		return recs[0]
+	}
+	inTxn := func(end kgo.TransactionEndTry, recs ...*kgo.Record) {
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		produce(txn, recs...)
+		if err := txn.EndTransaction(ctx, end); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	applied := produce(plain, deltaOf("d1", "TEE"))
+	p := applied.Partition
+	offsets := kadm.Offsets{}
+	offsets.AddOffset(names.Deltas, p, applied.Offset+1, -1)
+	if _, err := adm.CommitOffsets(ctx, group, offsets); err != nil {
+		t.Fatal(err)
+	}
+	produce(plain, deltaOf("d2", "TEE"), deltaOf("x1", "MUG"), deltaOf("x2", "CAP"))
+	inTxn(kgo.TryCommit, deltaOf("d3", "TEE"))
+	inTxn(kgo.TryAbort, deltaOf("aborted", "TEE"))
+	inTxn(kgo.TryCommit, deltaOf("d4", "TEE"), deltaOf("x3", "MUG"))
+	// Still open: past the last stable offset, where the scan stops.
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	produce(txn, deltaOf("open", "TEE"))
+	defer func() { _ = txn.EndTransaction(context.Background(), kgo.TryAbort) }()
+
+	k := &KafkaInFlight{Client: []kgo.Opt{kgo.SeedBrokers(testenv.Brokers()...)}, Admin: adm, Group: group,
+		DeltaTopic: names.Deltas, SnapshotTopic: names.Snapshots, Timeout: 20 * time.Second}
+	got, err := k.Deltas(ctx, map[int32][]string{p: {"TEE"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, d := range got["TEE"] {
+		ids = append(ids, d.DeltaID)
+	}
+	if want := []string{"d2", "d3", "d4"}; !slices.Equal(ids, want) || len(got) != 1 {
+		t.Fatalf("in flight %v (%d SKUs), want TEE's %v", ids, len(got), want)
+	}
+
+	// The inventory group at the end of what is committed: nothing is in
+	// flight, and nothing is read.
+	ends, err := adm.ListCommittedOffsets(ctx, names.Deltas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, _ := ends.Lookup(names.Deltas, p)
+	offsets = kadm.Offsets{}
+	offsets.AddOffset(names.Deltas, p, end.Offset, -1)
+	if _, err := adm.CommitOffsets(ctx, group, offsets); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := k.Deltas(ctx, map[int32][]string{p: {"TEE"}}); err != nil || len(got) != 0 {
+		t.Fatalf("in flight %v (%v), want nothing", got, err)
+	}
+}

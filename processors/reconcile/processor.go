@@ -1,0 +1,362 @@
+// Package reconcile is the reconcile stage: it compares what a source of
+// truth says each SKU can still sell (the snapshots of inventory.snapshots:
+// a storefront's inventory webhooks, an operator's file) with what Redis
+// makes available, writes one drift row per SKU per snapshot to
+// inventory.drift, and, for the SKUs it may heal, corrects Redis through
+// the normal delta path. It owns that comparison, the heal, each
+// snapshot's decision, and the operator's snapshot file format.
+//
+// # What is compared
+//
+// Redis makes available on hand less reserved (stock.Level). A source
+// counts a change when it happens; Redis when the inventory stage applies
+// its delta. So the deltas of the SKU that occurred at or before the
+// snapshot's observed_at and that Redis has not applied yet are in flight,
+// and are added to Redis's side:
+//
+//	difference = truth_available − (on_hand − reserved + in_flight)
+//
+// In flight are the deltas of the SKU past the inventory group's committed
+// offset (read from the delta log, see KafkaInFlight) that the SKU's
+// ledger does not hold: the inventory stage writes Redis before it commits
+// its offsets, so a delta past the committed offset may be applied
+// already. Deltas and snapshots are keyed by SKU with as many partitions,
+// so the deltas of a snapshot's SKU are in the partition of the same
+// number, read once a batch. The levels are read, then the ledger, then the
+// levels again: a delta applied between the two reads would be counted in
+// neither, so a change between them reads all three again.
+//
+// # The heal
+//
+// For a SKU that Heal names, a difference is corrected by an ADJUSTMENT
+// delta of that quantity on inventory.deltas, keyed by the SKU: it is
+// applied in order with the SKU's other deltas, once (its id,
+// "heal:<snapshot_id>:<sku>", is deduplicated like every delta id), and
+// it is a movement in ClickHouse like every other change, beside its drift
+// row, which says HEALED. The correction occurred when the snapshot was
+// observed, so a later snapshot counts it in flight until it is applied.
+// The drift row and the correction are in the stage's Kafka transaction
+// with its input offsets.
+//
+// A snapshot observed before the newest one already reconciled for its SKU
+// is compared but never healed: the compacted topic keeps log order, not
+// observation order, and an old truth must not undo a newer one.
+//
+// # Replays
+//
+// Each snapshot's decision is kept in Redis under its SKU's hash tag
+// (RedisMemory), with the SKU's newest observed_at, written once decided.
+// A snapshot delivered again (a retried batch, a rebalance, a replay from
+// earliest, the same file reconciled twice) re-emits its kept decision: the
+// identical drift row and heal, never a new decision against the Redis of
+// a later day.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopstream/shopstream/internal/stream"
+	"github.com/shopstream/shopstream/schemas/avro"
+	"github.com/shopstream/shopstream/schemas/envelope"
+	"github.com/shopstream/shopstream/stock"
+)
+
+// Stock is what the stage reads of a stock.Store.
+type Stock interface {
+	Levels(ctx context.Context, skus []string) ([]stock.Level, error)
+	Ledger(ctx context.Context, sku string) ([]stock.LedgerEntry, error)
+}
+
+// Topics are where the stage writes.
+type Topics struct {
+	// Drift receives one row per SKU per snapshot; Deltas the heals.
+	Drift, Deltas string
+}
+
+// levelReads bounds how often one batch reads a SKU's levels and ledger
+// again because its stock changed between two reads.
+const levelReads = 3
+
+// errLevelsMoving is returned when a SKU's stock changed between every
+// pair of reads: transient, the batch is handled again.
+var errLevelsMoving = errors.New("reconcile: stock kept changing while it was read")
+
+// Processor is the stream.RunHandler of the reconcile stage.
+type Processor struct {
+	stock    Stock
+	inFlight InFlight
+	memory   Memory
+	heal     Heal
+	topics   Topics
+	codec    *avro.Registry
+	now      func() time.Time
+}
+
+// NewProcessor returns a Processor that reads Redis through st, the delta
+// log through inFlight, keeps decisions in memory, heals the SKUs heal
+// names, and writes to topics.
+func NewProcessor(st Stock, inFlight InFlight, memory Memory, heal Heal, topics Topics) *Processor {
+	return &Processor{stock: st, inFlight: inFlight, memory: memory, heal: heal, topics: topics, codec: avro.Default(), now: time.Now}
+}
+
+// view is what Redis and the delta log said of one SKU.
+type view struct {
+	level stock.Level
+	// pending are the SKU's deltas past the inventory group's committed
+	// offset; applied the ids its ledger holds, read when one could count.
+	pending []avro.InventoryDelta
+	applied map[string]bool
+}
+
+// HandleRuns reconciles a polled batch of snapshots, in each partition's
+// order, and returns each one's drift row, and after it its heal. Snapshots
+// decided before re-emit their decision and cost no reads of Redis's stock
+// or the delta log. A record that is not a valid snapshot is rejected; a
+// failure to read Kafka or Redis fails the batch, which is handled again.
+func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (stream.Result, error) {
+	snaps, rejected := stream.Decode(runs, p.decode)
+	res := stream.Result{Rejected: rejected}
+	if len(snaps) == 0 {
+		return res, nil
+	}
+	want := map[string][]string{}
+	for _, s := range snaps {
+		want[s.Value.SKU] = append(want[s.Value.SKU], s.Value.SnapshotID)
+	}
+	known, err := p.memory.Recall(ctx, want)
+	if err != nil {
+		return stream.Result{}, err
+	}
+	for sku := range want {
+		if known[sku].Decisions == nil {
+			known[sku] = Recalled{Newest: known[sku].Newest, Decisions: map[string]Decision{}}
+		}
+	}
+	views, err := p.look(ctx, snaps, known)
+	if err != nil {
+		return stream.Result{}, err
+	}
+
+	// Decide in log order: a SKU's newest observed_at and the heals of
+	// this batch carry from one of its snapshots to the next.
+	now := p.now().UTC().Truncate(time.Millisecond)
+	newest := map[string]time.Time{}
+	for sku, r := range known {
+		newest[sku] = r.Newest
+	}
+	heals := map[string][]avro.InventoryDelta{}
+	decisions := make([]Decision, len(snaps))
+	var (
+		decided []Decided
+		fresh   []int
+	)
+	for i, s := range snaps {
+		v := &s.Value
+		d, ok := known[v.SKU].Decisions[v.SnapshotID]
+		if !ok {
+			older := v.ObservedAt.Before(newest[v.SKU])
+			d = decide(v, views[v.SKU], heals[v.SKU], older, p.heal.Enabled(v.SKU), now)
+			known[v.SKU].Decisions[v.SnapshotID] = d // a copy later in the batch is a redelivery
+			decided = append(decided, Decided{SKU: v.SKU, SnapshotID: v.SnapshotID, ObservedAt: v.ObservedAt, Decision: d})
+			fresh = append(fresh, i)
+			if v.ObservedAt.After(newest[v.SKU]) {
+				newest[v.SKU] = v.ObservedAt
+			}
+		}
+		if d.Action == avro.DriftHealed {
+			heals[v.SKU] = append(heals[v.SKU], healOf(v, d))
+		}
+		decisions[i] = d
+	}
+	if len(decided) > 0 {
+		kept, err := p.memory.Remember(ctx, decided)
+		if err != nil {
+			return stream.Result{}, err
+		}
+		for n, i := range fresh {
+			decisions[i] = kept[n]
+		}
+	}
+
+	for i, s := range snaps {
+		v, d := &s.Value, decisions[i]
+		corr, _ := envelope.Header(s.Record, envelope.HeaderCorrelationID)
+		drift := avro.StockDrift{DriftID: v.SnapshotID + ":" + v.SKU, SKU: v.SKU, SnapshotID: v.SnapshotID, Source: v.Source,
+			TruthAvailable: v.Available, RedisStock: d.OnHand, Reserved: d.Reserved, InFlight: d.InFlight, Difference: d.Difference,
+			Action: d.Action, ObservedAt: v.ObservedAt, ReconciledAt: d.ReconciledAt}
+		out, err := envelope.Record(p.topics.Drift, &drift, corr)
+		if err != nil {
+			return stream.Result{}, err
+		}
+		res.Outputs = append(res.Outputs, out)
+		if d.Action != avro.DriftHealed {
+			continue
+		}
+		heal := healOf(v, d)
+		if out, err = envelope.Record(p.topics.Deltas, &heal, corr); err != nil {
+			return stream.Result{}, err
+		}
+		res.Outputs = append(res.Outputs, out)
+	}
+	return res, nil
+}
+
+// decide compares snapshot s with what Redis holds of its SKU, v, with the
+// heals this batch emitted for the SKU before s beside v's pending deltas.
+func decide(s *avro.StockSnapshot, v view, heals []avro.InventoryDelta, older, heal bool, now time.Time) Decision {
+	var inFlight int64
+	counted := map[string]bool{}
+	for _, d := range append(v.pending, heals...) {
+		if counted[d.DeltaID] || v.applied[d.DeltaID] || d.OccurredAt.After(s.ObservedAt) {
+			continue
+		}
+		counted[d.DeltaID] = true
+		inFlight += availableChange(d)
+	}
+	d := Decision{OnHand: v.level.OnHand, Reserved: v.level.Reserved, InFlight: inFlight, ReconciledAt: now,
+		Difference: s.Available - (v.level.Available() + inFlight)}
+	switch {
+	case d.Difference == 0:
+		d.Action = avro.DriftNone
+	case heal && !older:
+		d.Action = avro.DriftHealed
+	default:
+		d.Action = avro.DriftNeedsReview
+	}
+	return d
+}
+
+// availableChange is what a delta changes of what can be sold: its
+// quantity, but for a COMMIT, which ships units a sale already reserved
+// (on hand and reserved go down together).
+func availableChange(d avro.InventoryDelta) int64 {
+	if d.Kind == avro.DeltaCommit {
+		return 0
+	}
+	return d.Quantity
+}
+
+// healOf is the correction of snapshot s that decision d made.
+func healOf(s *avro.StockSnapshot, d Decision) avro.InventoryDelta {
+	return avro.InventoryDelta{DeltaID: "heal:" + s.SnapshotID + ":" + s.SKU, SKU: s.SKU, Kind: avro.DeltaAdjustment,
+		Quantity: d.Difference, OccurredAt: s.ObservedAt, CorrelationID: s.CorrelationID}
+}
+
+// look reads what the snapshots not decided before need: their SKUs'
+// deltas in flight, a partition's in one scan, then their levels, and the
+// ledgers of those with a delta that could count.
+func (p *Processor) look(ctx context.Context, snaps []stream.Decoded[avro.StockSnapshot], known map[string]Recalled) (map[string]view, error) {
+	partitions := map[int32][]string{}
+	latest := map[string]time.Time{} // the newest observed_at of a SKU's new snapshots
+	healed := map[string]bool{}      // a SKU with a kept heal in the batch
+	for _, s := range snaps {
+		v := &s.Value
+		d, ok := known[v.SKU].Decisions[v.SnapshotID]
+		if ok {
+			healed[v.SKU] = healed[v.SKU] || d.Action == avro.DriftHealed
+			continue
+		}
+		if _, seen := latest[v.SKU]; !seen {
+			partitions[s.Record.Partition] = append(partitions[s.Record.Partition], v.SKU)
+		}
+		if v.ObservedAt.After(latest[v.SKU]) || latest[v.SKU].IsZero() {
+			latest[v.SKU] = v.ObservedAt
+		}
+	}
+	if len(latest) == 0 {
+		return nil, nil
+	}
+	pending, err := p.inFlight.Deltas(ctx, partitions)
+	if err != nil {
+		return nil, err
+	}
+	var skus, ledgers []string
+	for sku, at := range latest {
+		skus = append(skus, sku)
+		counts := healed[sku]
+		for _, d := range pending[sku] {
+			counts = counts || !d.OccurredAt.After(at)
+		}
+		if counts {
+			ledgers = append(ledgers, sku)
+		}
+	}
+	for range levelReads {
+		views, stable, err := p.read(ctx, skus, ledgers)
+		if err != nil {
+			return nil, err
+		}
+		if stable {
+			for sku, v := range views {
+				v.pending = pending[sku]
+				views[sku] = v
+			}
+			return views, nil
+		}
+	}
+	return nil, errLevelsMoving
+}
+
+// read reads the levels of skus, then the ledgers of those listed, then
+// their levels again, and reports whether those did not change meanwhile.
+func (p *Processor) read(ctx context.Context, skus, ledgers []string) (map[string]view, bool, error) {
+	levels, err := p.stock.Levels(ctx, skus)
+	if err != nil {
+		return nil, false, err
+	}
+	views := make(map[string]view, len(skus))
+	for _, l := range levels {
+		views[l.SKU] = view{level: l}
+	}
+	if len(ledgers) == 0 {
+		return views, true, nil
+	}
+	for _, sku := range ledgers {
+		entries, err := p.stock.Ledger(ctx, sku)
+		if err != nil {
+			return nil, false, fmt.Errorf("reconcile: ledger of %s: %w", sku, err)
+		}
+		v := views[sku]
+		v.applied = make(map[string]bool, len(entries))
+		for _, e := range entries {
+			v.applied[e.DeltaID] = true
+		}
+		views[sku] = v
+	}
+	again, err := p.stock.Levels(ctx, ledgers)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, l := range again {
+		if l != views[l.SKU].level {
+			return nil, false, nil
+		}
+	}
+	return views, true, nil
+}
+
+// decode reads and checks one snapshot.
+func (p *Processor) decode(rec *kgo.Record) (avro.StockSnapshot, error) {
+	var s avro.StockSnapshot
+	if err := p.codec.Unmarshal(rec.Value, &s); err != nil {
+		return s, err
+	}
+	if err := stock.ValidSKU(s.SKU); err != nil {
+		return s, stream.Permanentf("reconcile: snapshot %q: %w", s.SnapshotID, err)
+	}
+	switch {
+	case s.SnapshotID == "":
+		return s, stream.Permanentf("reconcile: a snapshot of %s has no id", s.SKU)
+	case string(rec.Key) != s.SKU:
+		// Its partition would not be its SKU's, whose deltas are read there.
+		return s, stream.Permanentf("reconcile: snapshot %q of %s is keyed %q", s.SnapshotID, s.SKU, rec.Key)
+	case s.ObservedAt.UnixMilli() <= 0:
+		return s, stream.Permanentf("reconcile: snapshot %q says no time it was observed", s.SnapshotID)
+	}
+	return s, nil
+}

@@ -1,0 +1,449 @@
+package reconcile
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopstream/shopstream/internal/stream"
+	"github.com/shopstream/shopstream/internal/stream/streamtest"
+	"github.com/shopstream/shopstream/schemas/avro"
+	"github.com/shopstream/shopstream/schemas/envelope"
+	"github.com/shopstream/shopstream/stock"
+)
+
+var (
+	observed = time.UnixMilli(1795521600000).UTC()
+	topics   = Topics{Drift: "inventory.drift", Deltas: "inventory.deltas"}
+)
+
+// fakeStock is Redis's stock: levels, and the ids each ledger holds.
+// moves, when set, is called at every Levels, to change them between reads.
+type fakeStock struct {
+	levels  map[string]stock.Level
+	applied map[string][]string
+	reads   int
+	moves   func(f *fakeStock)
+}
+
+func (f *fakeStock) Levels(_ context.Context, skus []string) ([]stock.Level, error) {
+	f.reads++
+	if f.moves != nil {
+		f.moves(f)
+	}
+	out := make([]stock.Level, len(skus))
+	for i, sku := range skus {
+		out[i] = f.levels[sku]
+		out[i].SKU = sku
+	}
+	return out, nil
+}
+
+func (f *fakeStock) Ledger(_ context.Context, sku string) ([]stock.LedgerEntry, error) {
+	var out []stock.LedgerEntry
+	for _, id := range f.applied[sku] {
+		out = append(out, stock.LedgerEntry{DeltaID: id})
+	}
+	return out, nil
+}
+
+// fakeInFlight holds each SKU's deltas past the inventory group's offset,
+// and records what it was asked for.
+type fakeInFlight struct {
+	deltas map[string][]avro.InventoryDelta
+	asked  []map[int32][]string
+}
+
+func (f *fakeInFlight) Deltas(_ context.Context, want map[int32][]string) (map[string][]avro.InventoryDelta, error) {
+	f.asked = append(f.asked, want)
+	out := map[string][]avro.InventoryDelta{}
+	for _, skus := range want {
+		for _, sku := range skus {
+			out[sku] = f.deltas[sku]
+		}
+	}
+	return out, nil
+}
+
+// memMemory is Memory in a map.
+type memMemory struct {
+	decided map[string]map[string]Decision
+	newest  map[string]time.Time
+}
+
+func newMemMemory() *memMemory {
+	return &memMemory{decided: map[string]map[string]Decision{}, newest: map[string]time.Time{}}
+}
+
+func (m *memMemory) Recall(_ context.Context, want map[string][]string) (map[string]Recalled, error) {
+	out := map[string]Recalled{}
+	for sku, ids := range want {
+		r := Recalled{Newest: m.newest[sku], Decisions: map[string]Decision{}}
+		for _, id := range ids {
+			if d, ok := m.decided[sku][id]; ok {
+				r.Decisions[id] = d
+			}
+		}
+		out[sku] = r
+	}
+	return out, nil
+}
+
+func (m *memMemory) Remember(_ context.Context, decided []Decided) ([]Decision, error) {
+	out := make([]Decision, len(decided))
+	for i, d := range decided {
+		if m.decided[d.SKU] == nil {
+			m.decided[d.SKU] = map[string]Decision{}
+		}
+		if _, ok := m.decided[d.SKU][d.SnapshotID]; !ok {
+			m.decided[d.SKU][d.SnapshotID] = d.Decision
+		}
+		if d.ObservedAt.After(m.newest[d.SKU]) {
+			m.newest[d.SKU] = d.ObservedAt
+		}
+		out[i] = m.decided[d.SKU][d.SnapshotID]
+	}
+	return out, nil
+}
+
+func snapshotRecord(t *testing.T, s avro.StockSnapshot) *kgo.Record {
+	t.Helper()
+	rec, err := envelope.Record("inventory.snapshots", &s, "corr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Partition = 2
+	return rec
+}
+
+func snap(id, sku string, available int64, at time.Time) avro.StockSnapshot {
+	return avro.StockSnapshot{SnapshotID: id, Source: "shopify", SKU: sku, Available: available, ObservedAt: at, ReceivedAt: at}
+}
+
+func delta(id, kind string, qty int64, at time.Time) avro.InventoryDelta {
+	return avro.InventoryDelta{DeltaID: id, SKU: "TEE", Kind: kind, Quantity: qty, OccurredAt: at}
+}
+
+// outputs decodes a batch's outputs: its drift rows and its heals.
+func outputs(t *testing.T, recs []*kgo.Record) ([]avro.StockDrift, []avro.InventoryDelta) {
+	t.Helper()
+	var (
+		drifts []avro.StockDrift
+		heals  []avro.InventoryDelta
+	)
+	for _, r := range recs {
+		switch r.Topic {
+		case topics.Drift:
+			var d avro.StockDrift
+			if err := avro.Default().Unmarshal(r.Value, &d); err != nil {
+				t.Fatal(err)
+			}
+			if string(r.Key) != d.SKU {
+				t.Errorf("drift keyed %q, of %s", r.Key, d.SKU)
+			}
+			drifts = append(drifts, d)
+		case topics.Deltas:
+			var d avro.InventoryDelta
+			if err := avro.Default().Unmarshal(r.Value, &d); err != nil {
+				t.Fatal(err)
+			}
+			if string(r.Key) != d.SKU {
+				t.Errorf("heal keyed %q, of %s", r.Key, d.SKU)
+			}
+			heals = append(heals, d)
+		default:
+			t.Fatalf("output to %s", r.Topic)
+		}
+	}
+	return drifts, heals
+}
+
+func TestDecisions(t *testing.T) {
+	type row struct {
+		action                     string
+		onHand, reserved, inFlight int64
+		difference                 int64
+	}
+	type heal struct {
+		id  string
+		qty int64
+	}
+	tests := []struct {
+		name    string
+		heal    string
+		levels  stock.Level
+		pending []avro.InventoryDelta
+		applied []string
+		newest  time.Time
+		snaps   []avro.StockSnapshot
+		want    []row
+		heals   []heal
+	}{
+		{name: "no drift", heal: "*", levels: stock.Level{OnHand: 10},
+			snaps: []avro.StockSnapshot{snap("s1", "TEE", 10, observed)},
+			want:  []row{{avro.DriftNone, 10, 0, 0, 0}}},
+		{name: "drift healed", heal: "MUG,TEE", levels: stock.Level{OnHand: 10},
+			snaps: []avro.StockSnapshot{snap("s1", "TEE", 7, observed)},
+			want:  []row{{avro.DriftHealed, 10, 0, 0, -3}},
+			heals: []heal{{"heal:s1:TEE", -3}}},
+		{name: "drift not healed: no heal set", levels: stock.Level{OnHand: 10},
+			snaps: []avro.StockSnapshot{snap("s1", "TEE", 12, observed)},
+			want:  []row{{avro.DriftNeedsReview, 10, 0, 0, 2}}},
+		{name: "drift not healed: another SKU healed", heal: "MUG", levels: stock.Level{OnHand: 10},
+			snaps: []avro.StockSnapshot{snap("s1", "TEE", 12, observed)},
+			want:  []row{{avro.DriftNeedsReview, 10, 0, 0, 2}}},
+		{name: "available is on hand less reserved", heal: "*", levels: stock.Level{OnHand: 10, Reserved: 4},
+			snaps: []avro.StockSnapshot{snap("s1", "TEE", 6, observed)},
+			want:  []row{{avro.DriftNone, 10, 4, 0, 0}}},
+		{
+			// The source counted the sale of 2 and the release of 1, which
+			// Redis has not applied; not the sale after it, nor the one the
+			// ledger holds (applied, its offset not yet committed), nor the
+			// commit, which moves no available unit.
+			name: "in-flight deltas accounted", heal: "*", levels: stock.Level{OnHand: 10, Reserved: 2},
+			pending: []avro.InventoryDelta{
+				delta("o1:1:sale", avro.DeltaSale, -2, observed.Add(-time.Second)),
+				delta("o2:1:release", avro.DeltaRelease, 1, observed),
+				delta("o3:1:sale", avro.DeltaSale, -4, observed.Add(-time.Minute)),
+				delta("o4:1:commit", avro.DeltaCommit, -1, observed.Add(-time.Second)),
+				delta("o5:1:sale", avro.DeltaSale, -5, observed.Add(time.Millisecond)),
+			},
+			applied: []string{"o3:1:sale"},
+			snaps:   []avro.StockSnapshot{snap("s1", "TEE", 7, observed)},
+			want:    []row{{avro.DriftNone, 10, 2, -1, 0}}},
+		{name: "older snapshot never healed", heal: "*", levels: stock.Level{OnHand: 10}, newest: observed.Add(time.Hour),
+			snaps: []avro.StockSnapshot{snap("s1", "TEE", 4, observed)},
+			want:  []row{{avro.DriftNeedsReview, 10, 0, 0, -6}}},
+		{name: "a snapshot as new as the newest heals", heal: "*", levels: stock.Level{OnHand: 10}, newest: observed,
+			snaps: []avro.StockSnapshot{snap("s1", "TEE", 4, observed)},
+			want:  []row{{avro.DriftHealed, 10, 0, 0, -6}},
+			heals: []heal{{"heal:s1:TEE", -6}}},
+		{
+			// The second snapshot counts the first one's heal in flight;
+			// the third, observed before the second, is only compared.
+			name: "a batch's heal is in flight for its later snapshots", heal: "*", levels: stock.Level{OnHand: 10},
+			snaps: []avro.StockSnapshot{snap("s1", "TEE", 7, observed), snap("s2", "TEE", 7, observed.Add(time.Second)),
+				snap("s3", "TEE", 5, observed.Add(time.Millisecond))},
+			want:  []row{{avro.DriftHealed, 10, 0, 0, -3}, {avro.DriftNone, 10, 0, -3, 0}, {avro.DriftNeedsReview, 10, 0, -3, -2}},
+			heals: []heal{{"heal:s1:TEE", -3}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h Heal
+			if err := h.Set(tt.heal); err != nil {
+				t.Fatal(err)
+			}
+			mem := newMemMemory()
+			if !tt.newest.IsZero() {
+				mem.newest["TEE"] = tt.newest
+			}
+			st := &fakeStock{levels: map[string]stock.Level{"TEE": tt.levels}, applied: map[string][]string{"TEE": tt.applied}}
+			p := NewProcessor(st, &fakeInFlight{deltas: map[string][]avro.InventoryDelta{"TEE": tt.pending}}, mem, h, topics)
+			now := observed.Add(time.Minute)
+			p.now = func() time.Time { return now }
+			var run []*kgo.Record
+			for _, s := range tt.snaps {
+				run = append(run, snapshotRecord(t, s))
+			}
+			res, err := p.HandleRuns(context.Background(), [][]*kgo.Record{run})
+			if err != nil || len(res.Rejected) > 0 {
+				t.Fatal(err, res.Rejected)
+			}
+			drifts, heals := outputs(t, res.Outputs)
+			var got []row
+			for i, d := range drifts {
+				got = append(got, row{d.Action, d.RedisStock, d.Reserved, d.InFlight, d.Difference})
+				s := tt.snaps[i]
+				if d.DriftID != s.SnapshotID+":TEE" || d.SnapshotID != s.SnapshotID || d.SKU != "TEE" || d.Source != "shopify" ||
+					d.TruthAvailable != s.Available || !d.ObservedAt.Equal(s.ObservedAt) || !d.ReconciledAt.Equal(now) {
+					t.Errorf("drift row %+v of snapshot %+v", d, s)
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("drift rows (action, on hand, reserved, in flight, difference)\n got %v\nwant %v", got, tt.want)
+			}
+			var gotHeals []heal
+			for _, d := range heals {
+				gotHeals = append(gotHeals, heal{d.DeltaID, d.Quantity})
+				if d.Kind != avro.DeltaAdjustment || d.SKU != "TEE" || !d.OccurredAt.Equal(observed) {
+					t.Errorf("heal %+v: want an adjustment of TEE that occurred when its snapshot was observed", d)
+				}
+			}
+			if !slices.Equal(gotHeals, tt.heals) {
+				t.Errorf("heals %v, want %v", gotHeals, tt.heals)
+			}
+			var newest time.Time
+			for _, s := range tt.snaps {
+				newest = maxTime(newest, s.ObservedAt)
+			}
+			if want := maxTime(newest, tt.newest); !mem.newest["TEE"].Equal(want) {
+				t.Errorf("newest observed kept %v, want %v", mem.newest["TEE"], want)
+			}
+		})
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// A snapshot delivered again (a retry, a replay from earliest, the same
+// file twice) re-emits the very bytes it produced the first time, although
+// Redis and the deltas in flight say something else by then, and reads
+// neither.
+func TestRedeliveryReemitsIdenticalBytes(t *testing.T) {
+	var h Heal
+	if err := h.Set("TEE"); err != nil {
+		t.Fatal(err)
+	}
+	st := &fakeStock{levels: map[string]stock.Level{"TEE": {OnHand: 10}}}
+	inFlight := &fakeInFlight{}
+	p := NewProcessor(st, inFlight, newMemMemory(), h, topics)
+	clock := observed
+	p.now = func() time.Time { clock = clock.Add(time.Second); return clock }
+	rec := snapshotRecord(t, snap("s1", "TEE", 7, observed))
+
+	first, err := streamtest.HandleOne(p, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, heals := outputs(t, first); len(heals) != 1 {
+		t.Fatalf("%d heals, want 1", len(heals))
+	}
+	st.levels["TEE"] = stock.Level{OnHand: 7, Reserved: 1}
+	inFlight.deltas = map[string][]avro.InventoryDelta{"TEE": {delta("o1:1:sale", avro.DeltaSale, -1, observed)}}
+	reads, asked := st.reads, len(inFlight.asked)
+	again, err := streamtest.HandleOne(p, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != len(first) {
+		t.Fatalf("%d outputs again, %d the first time", len(again), len(first))
+	}
+	for i := range first {
+		if first[i].Topic != again[i].Topic || !bytes.Equal(first[i].Key, again[i].Key) || !bytes.Equal(first[i].Value, again[i].Value) {
+			t.Errorf("output %d differs on redelivery", i)
+		}
+	}
+	if st.reads != reads || len(inFlight.asked) != asked {
+		t.Error("a redelivered snapshot read Redis's stock or the delta log")
+	}
+}
+
+// A batch reads the deltas in flight once per partition, for the SKUs of
+// its new snapshots only.
+func TestInFlightIsReadOncePerPartition(t *testing.T) {
+	st := &fakeStock{levels: map[string]stock.Level{}}
+	inFlight := &fakeInFlight{}
+	mem := newMemMemory()
+	mem.decided["OLD"] = map[string]Decision{"s0": {Action: avro.DriftNone, ReconciledAt: observed}}
+	p := NewProcessor(st, inFlight, mem, Heal{}, topics)
+	var recs []*kgo.Record
+	for i, s := range []avro.StockSnapshot{snap("s1", "TEE", 1, observed), snap("s2", "MUG", 1, observed),
+		snap("s3", "TEE", 2, observed), snap("s0", "OLD", 0, observed), snap("s4", "CAP", 1, observed)} {
+		r := snapshotRecord(t, s)
+		r.Partition, r.Offset = int32(i%2), int64(i)
+		recs = append(recs, r)
+	}
+	if _, err := p.HandleRuns(context.Background(), [][]*kgo.Record{recs}); err != nil {
+		t.Fatal(err)
+	}
+	if len(inFlight.asked) != 1 {
+		t.Fatalf("read the delta log %d times, want once", len(inFlight.asked))
+	}
+	got := inFlight.asked[0]
+	for _, p := range slices.Collect(maps.Keys(got)) {
+		slices.Sort(got[p])
+	}
+	if want := map[int32][]string{0: {"CAP", "TEE"}, 1: {"MUG"}}; !maps.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("asked for %v, want %v", got, want)
+	}
+}
+
+// The levels are read around the ledger; a change between the reads
+// reads them again, and a stock that never stops changing fails the batch,
+// to be retried, rather than be compared half-read.
+func TestLevelsChangingBetweenReads(t *testing.T) {
+	pending := map[string][]avro.InventoryDelta{"TEE": {delta("o1:1:sale", avro.DeltaSale, -1, observed)}}
+	changes := 1
+	st := &fakeStock{levels: map[string]stock.Level{"TEE": {OnHand: 10}}, moves: func(f *fakeStock) {
+		if changes > 0 && f.reads == 2 {
+			changes--
+			f.levels["TEE"] = stock.Level{OnHand: 9}
+			f.applied = map[string][]string{"TEE": {"o1:1:sale"}}
+		}
+	}}
+	p := NewProcessor(st, &fakeInFlight{deltas: pending}, newMemMemory(), Heal{}, topics)
+	out, err := streamtest.HandleOne(p, snapshotRecord(t, snap("s1", "TEE", 9, observed)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if drifts, _ := outputs(t, out); drifts[0].Difference != 0 || drifts[0].InFlight != 0 || drifts[0].RedisStock != 9 {
+		t.Errorf("drift %+v, want the second, consistent read: 9 on hand, the sale applied", drifts[0])
+	}
+
+	st.moves = func(f *fakeStock) { f.levels["TEE"] = stock.Level{OnHand: int64(f.reads)} }
+	_, err = streamtest.HandleOne(p, snapshotRecord(t, snap("s2", "TEE", 9, observed)))
+	if !errors.Is(err, errLevelsMoving) || stream.IsPermanent(err) {
+		t.Errorf("err %v, want the transient %v", err, errLevelsMoving)
+	}
+}
+
+func TestBadSnapshotsArePermanent(t *testing.T) {
+	p := NewProcessor(&fakeStock{}, &fakeInFlight{}, newMemMemory(), Heal{}, topics)
+	keyed := snapshotRecord(t, snap("s1", "TEE", 1, observed))
+	keyed.Key = []byte("MUG")
+	for name, rec := range map[string]*kgo.Record{
+		"not avro":          {Value: []byte(`{"sku":"S"}`)},
+		"no id":             snapshotRecord(t, snap("", "TEE", 1, observed)),
+		"brace in sku":      snapshotRecord(t, snap("s1", "a{b}", 1, observed)),
+		"keyed another SKU": keyed,
+		"never observed":    snapshotRecord(t, snap("s1", "TEE", 1, time.UnixMilli(0))),
+	} {
+		if _, err := streamtest.HandleOne(p, rec); !stream.IsPermanent(err) {
+			t.Errorf("%s: err %v, want permanent", name, err)
+		}
+	}
+}
+
+func TestHealSetting(t *testing.T) {
+	for _, tt := range []struct {
+		value, str string
+		healed     []string
+		err        bool
+	}{
+		{value: "", str: ""},
+		{value: "*", str: "*", healed: []string{"TEE", "MUG", "CAP"}},
+		{value: " TEE , MUG", str: "TEE,MUG", healed: []string{"TEE", "MUG"}},
+		{value: "*,TEE", err: true},
+		{value: "TEE,,MUG", err: true},
+		{value: "a{b}", err: true},
+	} {
+		var h Heal
+		err := h.Set(tt.value)
+		if (err != nil) != tt.err {
+			t.Errorf("%q: err %v", tt.value, err)
+			continue
+		}
+		if tt.err {
+			continue
+		}
+		if h.String() != tt.str {
+			t.Errorf("%q reads back as %q, want %q", tt.value, h.String(), tt.str)
+		}
+		for _, sku := range []string{"TEE", "MUG", "CAP"} {
+			if h.Enabled(sku) != slices.Contains(tt.healed, sku) {
+				t.Errorf("%q heals %s: %v", tt.value, sku, h.Enabled(sku))
+			}
+		}
+	}
+}
