@@ -42,13 +42,16 @@ type command struct {
 
 func commands() []*command {
 	ops := &operator{}
+	rec := &reconciler{}
 	return []*command{
 		{name: "run", summary: "ingest, every processor and the ClickHouse sink in one process",
-			stages: []string{"ingest", "deliveries", "orders", "inventory", "sink"}},
+			stages: []string{"ingest", "deliveries", "orders", "inventory", "reconcile", "sink"}},
 		{name: "ingest", summary: "the webhook receiver alone", stages: []string{"ingest"}},
 		{name: "process deliveries", summary: "once per delivery id: receipts to order events and stock snapshots, alone", stages: []string{"deliveries"}},
 		{name: "process orders", summary: "the order state machine alone", stages: []string{"orders"}},
 		{name: "process inventory", summary: "the inventory processor alone", stages: []string{"inventory"}},
+		{name: "process reconcile", summary: "snapshots of the source of truth against Redis: drift rows, heals (SHOPSTREAM_RECONCILE_HEAL), alone",
+			stages: []string{"reconcile"}},
 		{name: "sink", summary: "the ClickHouse sink alone", stages: []string{"sink"}},
 		{name: "topics plan", summary: "show what topics apply would change", flags: ops.topologyFlags, run: ops.topicsPlan},
 		{name: "topics apply", summary: "create or update the Kafka topics the code describes", flags: ops.topologyFlags, run: ops.topicsApply},
@@ -63,6 +66,8 @@ func commands() []*command {
 			run: ops.pause},
 		{name: "providers resume", args: "NAME...", summary: "take providers off the kill switch", run: ops.resume},
 		{name: "providers paused", summary: "list the paused providers", run: ops.paused},
+		{name: "reconcile", args: "-snapshot FILE.csv", summary: "each row a snapshot of the source of truth (sku,available[,observed_at]) for the reconcile stage; again: no change",
+			flags: rec.flags, run: rec.run},
 		{name: "demo", summary: "run the pipeline on a burst of signed webhooks and print what landed",
 			flags: ops.demoFlags, run: ops.demo},
 		{name: "loadgen", args: "-url U | -bare", summary: "load an ingest on loopback with signed webhooks, bounded by -n",

@@ -34,7 +34,7 @@ func TestCommandsRefuseBadArguments(t *testing.T) {
 		want string
 	}{
 		{[]string{"frobnicate"}, "unknown command"},
-		{[]string{"process", "payments"}, "process deliveries|orders|inventory"},
+		{[]string{"process", "payments"}, "process deliveries|orders|inventory|reconcile"},
 		{[]string{"topics", "delete"}, "topics plan|apply"},
 		{[]string{"stock", "adjust", "-sku", "A"}, "needs -sku, a non-zero -qty and -id"},
 		{[]string{"stock", "adjust", "-sku", "a{b}", "-qty", "1", "-id", "x"}, "brace"},
@@ -45,6 +45,9 @@ func TestCommandsRefuseBadArguments(t *testing.T) {
 		{[]string{"migrate", "-partitions", "3"}, "flag provided but not defined"},
 		{[]string{"providers", "pause", "stripey"}, `no provider "stripey"`},
 		{[]string{"providers", "resume"}, "name at least one provider"},
+		{[]string{"reconcile"}, "needs -snapshot FILE.csv"},
+		{[]string{"reconcile", "-snapshot", "no-such-file.csv"}, "no such file"},
+		{[]string{"process", "reconcile", "-reconcile-heal", "*,TEE"}, `"*" already names every SKU`},
 	} {
 		_, err := run(tt.args, nil)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

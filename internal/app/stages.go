@@ -18,6 +18,7 @@ import (
 	"github.com/shopstream/shopstream/processors/deliveries"
 	"github.com/shopstream/shopstream/processors/inventory"
 	"github.com/shopstream/shopstream/processors/orders"
+	"github.com/shopstream/shopstream/processors/reconcile"
 	chsink "github.com/shopstream/shopstream/sinks/clickhouse"
 	"github.com/shopstream/shopstream/stock"
 )
@@ -47,6 +48,7 @@ type pipeline struct {
 	deliveries deliveries.Config
 	orders     orders.Config
 	inventory  inventory.Config
+	reconcile  reconcile.Config
 	sink       chsink.Config
 }
 
@@ -54,7 +56,7 @@ type pipeline struct {
 // new stage is a package with a Config and a Run, a field of pipeline, and
 // an entry here.
 func (p *pipeline) stages() []*stage {
-	in, dlv, ord, inv, snk := &p.ingest, &p.deliveries, &p.orders, &p.inventory, &p.sink
+	in, dlv, ord, inv, rec, snk := &p.ingest, &p.deliveries, &p.orders, &p.inventory, &p.reconcile, &p.sink
 	return []*stage{
 		{name: "ingest", flags: in.RegisterFlags,
 			prepare: func(s *settings, rdb *redis.Client) error {
@@ -94,6 +96,17 @@ func (p *pipeline) stages() []*stage {
 				return inv.Validate()
 			},
 			run: func(ctx context.Context) error { return inventory.Run(ctx, *inv) }},
+		{name: "reconcile", flags: rec.RegisterFlags, transactional: true,
+			consumes: func(s *settings) (string, []string) { return s.group("reconcile"), []string{s.topics().Snapshots} },
+			prepare: func(s *settings, rdb *redis.Client) error {
+				if err := s.transform(&rec.Stream, "reconcile", s.topics().Snapshots); err != nil {
+					return err
+				}
+				rec.Topics = reconcile.Topics{Drift: s.topics().Drift, Deltas: s.topics().Deltas}
+				rec.InventoryGroup, rec.Redis, rec.Prefix = s.group("inventory"), rdb, s.prefix
+				return rec.Validate()
+			},
+			run: func(ctx context.Context) error { return reconcile.Run(ctx, *rec) }},
 		{name: "sink", flags: snk.RegisterFlags,
 			consumes: func(s *settings) (string, []string) { return s.group("clickhouse"), chsink.Inputs(s.topics()) },
 			prepare: func(s *settings, _ *redis.Client) error {
