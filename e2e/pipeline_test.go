@@ -354,6 +354,30 @@ func (p *pipeline) groups() []string {
 	return []string{p.prefix + "shopstream-deliveries", p.prefix + "shopstream-orders", p.prefix + "shopstream-inventory", p.prefix + "shopstream-clickhouse"}
 }
 
+// resetGroupsToEarliest commits every group's offsets back to the start of
+// what its topics still hold, as an operator's replay does.
+func (p *pipeline) resetGroupsToEarliest() {
+	p.t.Helper()
+	ctx := context.Background()
+	for _, g := range p.groups() {
+		offsets, err := p.adm.FetchOffsets(ctx, g)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		starts, err := p.adm.ListStartOffsets(ctx, offsets.Offsets().TopicsSet().Topics()...)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		resp, err := p.adm.CommitOffsets(ctx, g, starts.Offsets())
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil {
+			p.t.Fatalf("reset %s: %v", g, err)
+		}
+	}
+}
+
 // noLag reports whether every group has consumed every committed record.
 // Offset lag alone cannot say: on a transactional topic the log ends with a
 // commit marker that a consumer never commits past, so a group that is done
@@ -564,24 +588,7 @@ func TestSignedWebhooksLandExactlyAndReplayChangesNothing(t *testing.T) {
 
 	// Replay: stop, reset every group to the earliest offsets, start.
 	p.stop()
-	ctx := context.Background()
-	for _, g := range p.groups() {
-		offsets, err := p.adm.FetchOffsets(ctx, g)
-		if err != nil {
-			t.Fatal(err)
-		}
-		starts, err := p.adm.ListStartOffsets(ctx, offsets.Offsets().TopicsSet().Topics()...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := p.adm.CommitOffsets(ctx, g, starts.Offsets())
-		if err == nil {
-			err = resp.Error()
-		}
-		if err != nil {
-			t.Fatalf("reset %s: %v", g, err)
-		}
-	}
+	p.resetGroupsToEarliest()
 	if err := p.noLag(); err == nil {
 		t.Fatal("after the reset the groups should lag")
 	}

@@ -3,7 +3,7 @@
 -- each lock. One call carries many SKUs because the call itself, not the
 -- work in it, was most of what a run of one delta cost Redis.
 -- On Redis Cluster the caller puts in one call only SKUs of one hash slot.
--- KEYS, six per SKU, in the order of its run in ARGV:
+-- KEYS, seven per SKU, in the order of its run in ARGV:
 --   stock      integer: what can be sold, on hand less reserved; absent means 0
 --   applied    hash delta_id -> outcome; the dedup record and the memory
 --              of what was decided, so a redelivery re-emits the same movement
@@ -11,12 +11,17 @@
 --   backorder  "1" lets this SKU's stock go below zero
 --   lock       the SKU's lock: SET NX PX with a random token, as redislock takes it
 --   reserved   integer: units paid orders hold until they ship; absent means 0
+--   watermark  "partition:offset": the delta log position of the last delta
+--              decided; a delta at or before it in the same partition whose
+--              id applied is no longer remembers (pruned after the horizon)
+--              was decided before, and passes without changing anything
 -- ARGV[1] applied_at (ms)
 -- then per SKU: the caller's lock token for it, its number of deltas n, and
---   four per delta: delta_id, the signed change of stock, the signed
---   change of reserved, and the delta it reverses or "": a release or a
---   commit takes back only a sale that was applied, never one that was
---   refused, and a restock only a commit that was applied.
+--   five per delta: delta_id, the signed change of stock, the signed
+--   change of reserved, the delta it reverses or "", and its position
+--   "partition:offset" in the delta log or "": a release or a commit takes
+--   back only a sale that was applied, never one that was refused, and a
+--   restock only a commit that was applied.
 -- A sale recorded before reservations existed ("APPLIED|stock|at|", four
 -- fields) reserved nothing: what reverses it changes no reserved units.
 -- A SKU's run applies only while its lock holds the caller's token
@@ -25,8 +30,9 @@
 -- Returns one element per SKU: the string LOCKLOST when its lock was not
 -- held (nothing of it changed), else {dup, outcome, dup, outcome, ...}, one
 -- pair per delta in order: dup is 1 for a delta seen before, 0 for a new
--- one; outcome is "APPLIED|stock_after|applied_at||reserved_after" or
--- "REFUSED|stock|applied_at|reason|reserved".
+-- one; outcome is "APPLIED|stock_after|applied_at||reserved_after",
+-- "REFUSED|stock|applied_at|reason|reserved", or, for a delta before the
+-- watermark that is remembered no more, "PASSED|stock|applied_at||reserved".
 
 -- unpack puts every element on Lua's C stack, which is bounded (8000), so
 -- long argument lists go in slices.
@@ -48,21 +54,31 @@ local function push(cmd, key, values)
   end
 end
 
+-- position splits "partition:offset".
+local function position(p)
+  local part, off = string.match(p, '^(%d+):(%d+)$')
+  return part, tonumber(off)
+end
+
 local at = ARGV[1]
 local out = {}
 local a = 2
-for k = 1, #KEYS, 6 do
+for k = 1, #KEYS, 7 do
   local token, first = ARGV[a], a + 2
-  a = first + 4 * tonumber(ARGV[a + 1])
-  local cur = redis.call('MGET', KEYS[k + 4], KEYS[k + 3], KEYS[k], KEYS[k + 5])
+  a = first + 5 * tonumber(ARGV[a + 1])
+  local cur = redis.call('MGET', KEYS[k + 4], KEYS[k + 3], KEYS[k], KEYS[k + 5], KEYS[k + 6])
   if cur[1] ~= token then
     out[#out + 1] = 'LOCKLOST'
   else
     local backorder = cur[2] == '1'
     local stock = tonumber(cur[3] or '0')
     local reserved = tonumber(cur[4] or '0')
+    local wmPart, wmOff, last = nil, nil, nil
+    if cur[5] then
+      wmPart, wmOff = position(cur[5])
+    end
     local fields = {}
-    for i = first, a - 1, 4 do
+    for i = first, a - 1, 5 do
       fields[#fields + 1] = ARGV[i]
       if ARGV[i + 3] ~= '' then
         fields[#fields + 1] = ARGV[i + 3]
@@ -73,10 +89,18 @@ for k = 1, #KEYS, 6 do
     local known = {}
     hmget(KEYS[k + 1], fields, known)
     local res, decided, ledger, net, netReserved, applied = {}, {}, {}, 0, 0, false
-    for i = first, a - 1, 4 do
-      local id, qty, rqty, reverses = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    for i = first, a - 1, 5 do
+      local id, qty, rqty, reverses, pos = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
       local outcome = known[id]
+      local part, off
+      if pos ~= '' then
+        part, off = position(pos)
+        last = pos
+      end
       if outcome then
+        res[#res + 1] = 1
+      elseif part and part == wmPart and off <= wmOff then
+        outcome = 'PASSED|' .. stock .. '|' .. at .. '||' .. reserved
         res[#res + 1] = 1
       else
         local reversed = reverses ~= '' and known[reverses]
@@ -109,6 +133,12 @@ for k = 1, #KEYS, 6 do
       push('RPUSH', KEYS[k + 2], ledger)
     end
     push('HSET', KEYS[k + 1], decided)
+    if last then
+      local part, off = position(last)
+      if part ~= wmPart or off > wmOff then
+        redis.call('SET', KEYS[k + 6], last)
+      end
+    end
     redis.call('DEL', KEYS[k + 4])
     out[#out + 1] = res
   end

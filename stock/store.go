@@ -38,6 +38,10 @@ var applyScript = redis.NewScript(applyLua)
 // other.
 var releaseScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
 
+// statusPassed is the script's status of a delta at or before its SKU's
+// watermark whose outcome is no longer remembered.
+const statusPassed = "PASSED"
+
 // ErrLockLost is returned by ApplyRuns when a SKU's lock expired, or was
 // taken by another holder, before its run was applied: that run changed
 // nothing. Transient: apply the batch again.
@@ -62,6 +66,10 @@ type Outcome struct {
 	AppliedAt time.Time
 	// Duplicate is true when the delta had been decided before.
 	Duplicate bool
+	// Passed is true for a delta decided before whose outcome is not
+	// remembered any more (Prune): it changed nothing now, and there is no
+	// movement to emit again.
+	Passed bool
 }
 
 // StoreConfig configures a Store.
@@ -93,12 +101,12 @@ func NewStore(rdb redis.Cmdable, cfg StoreConfig) *Store {
 }
 
 // Keys are one SKU's Redis keys. The SKU is the hash tag of each.
-type Keys struct{ Stock, Applied, Ledger, Backorder, Lock, Reserved string }
+type Keys struct{ Stock, Applied, Ledger, Backorder, Lock, Reserved, Watermark string }
 
 // KeysFor returns the keys of sku under prefix.
 func KeysFor(prefix, sku string) Keys {
 	base := prefix + "inv:{" + sku + "}:"
-	return Keys{base + "stock", base + "applied", base + "ledger", base + "backorder", base + "lock", base + "reserved"}
+	return Keys{base + "stock", base + "applied", base + "ledger", base + "backorder", base + "lock", base + "reserved", base + "watermark"}
 }
 
 // ValidSKU reports why sku cannot name Redis keys, or nil. Braces would
@@ -124,6 +132,11 @@ type Delta struct {
 	// Reverses names the delta this one takes back (a release's sale, a
 	// restock's commit); it applies only if that one was applied.
 	Reverses string
+	// Position is where the delta is in the delta log, "partition:offset",
+	// or "" for one that is not there. A delta at or before the last
+	// position decided for its SKU, whose id is remembered no more (Prune),
+	// passes without changing anything.
+	Position string
 }
 
 // Run is one SKU's deltas, in the order they are to be applied.
@@ -326,10 +339,10 @@ func (s *Store) applyLocked(ctx context.Context, runs []Run, tokens []string, no
 			args := []any{at}
 			for _, i := range call {
 				r, k := runs[i], KeysFor(s.cfg.Prefix, runs[i].SKU)
-				keys = append(keys, k.Stock, k.Applied, k.Ledger, k.Backorder, k.Lock, k.Reserved)
+				keys = append(keys, k.Stock, k.Applied, k.Ledger, k.Backorder, k.Lock, k.Reserved, k.Watermark)
 				args = append(args, tokens[i], len(r.Deltas))
 				for _, d := range r.Deltas {
-					args = append(args, d.ID, d.Quantity, d.Reserved, d.Reverses)
+					args = append(args, d.ID, d.Quantity, d.Reserved, d.Reverses, d.Position)
 				}
 			}
 			cmds[j] = applyScript.EvalSha(ctx, pipe, keys, args...)
@@ -391,6 +404,9 @@ func parseOutcomes(v any, n int) ([]Outcome, error) {
 			return nil, err
 		}
 		o.Duplicate = res[2*i] == int64(1)
+		if o.Status == statusPassed {
+			o.Passed, o.Status = true, ""
+		}
 		out[i] = o
 	}
 	return out, nil

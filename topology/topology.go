@@ -138,9 +138,14 @@ func Topics(o Options) []Topic {
 		}}
 	}
 	dlqPartitions := int32(1)
+	// What is upstream of the delta log keeps a week, the horizon over
+	// which each SKU remembers its deltas' ids (stock.DefaultHorizon): a
+	// replay of an upstream stage emits its deltas again at new positions,
+	// which only their ids guard, so it must never reach further back than
+	// they are remembered. The delta log itself is kept whole.
 	return []Topic{
 		topic(n.WebhooksRaw, 7*day, o.Partitions),
-		topic(n.Orders, 30*day, o.Partitions),
+		topic(n.Orders, 7*day, o.Partitions),
 		topic(n.Deltas, forever, o.Partitions),
 		topic(n.Movements, 30*day, o.Partitions),
 		compacted(n.Snapshots, o.Partitions),

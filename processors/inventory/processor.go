@@ -8,6 +8,7 @@ package inventory
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,7 +55,8 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 		// order, the order of each partition (stream.Decode), so a record
 		// keyed other than by its SKU still applies in its partition's order.
 		sellable, reserved := effect(&d)
-		apply[i] = stock.Run{SKU: d.SKU, Deltas: []stock.Delta{{ID: d.DeltaID, SKU: d.SKU, Quantity: sellable, Reserved: reserved, Reverses: d.Reverses}}}
+		apply[i] = stock.Run{SKU: d.SKU, Deltas: []stock.Delta{{ID: d.DeltaID, SKU: d.SKU, Quantity: sellable, Reserved: reserved, Reverses: d.Reverses,
+			Position: strconv.Itoa(int(dd.Record.Partition)) + ":" + strconv.FormatInt(dd.Record.Offset, 10)}}}
 	}
 	if len(apply) == 0 {
 		return res, nil
@@ -65,6 +67,11 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 	}
 	for i, dd := range deltas {
 		d, out := dd.Value, outcomes[i][0]
+		if out.Passed {
+			// Decided before the horizon: its movement was emitted then
+			// and is in ClickHouse; what it was is no longer known here.
+			continue
+		}
 		m := avro.InventoryMovement{
 			MovementID: d.DeltaID, SKU: d.SKU, Kind: d.Kind, Status: out.Status, Quantity: d.Quantity,
 			StockAfter: out.StockAfter, ReservedAfter: out.ReservedAfter, Reason: out.Reason, OrderID: d.OrderID, OccurredAt: d.OccurredAt,

@@ -32,6 +32,7 @@ func TestRedeliveryReemitsIdenticalMovement(t *testing.T) {
 	seed := deltaRecord(t, avro.InventoryDelta{DeltaID: "seed", SKU: "S", Kind: avro.DeltaAdjustment, Quantity: 1, OccurredAt: clock})
 	sale := deltaRecord(t, avro.InventoryDelta{DeltaID: "o:1:sale", SKU: "S", Kind: avro.DeltaSale, Quantity: -1,
 		OrderID: "o", OccurredAt: clock, CorrelationID: "c"})
+	sale.Offset = 1
 	if _, err := streamtest.HandleOne(p, seed); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package inventory
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -23,15 +25,28 @@ type Config struct {
 	Redis redis.Cmdable
 	// Stock configures the per-SKU store (its key prefix and lock).
 	Stock stock.StoreConfig
+	// Horizon is how long each SKU remembers the outcome of a delta
+	// (stock.Prune). Default stock.DefaultHorizon; 0 from a flag means the
+	// default.
+	Horizon time.Duration
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
 }
 
 // RegisterFlags registers the stage's own settings.
-func (c *Config) RegisterFlags(fs *conf.FlagSet) { c.Stream.RegisterFlags(fs, "inventory") }
+func (c *Config) RegisterFlags(fs *conf.FlagSet) {
+	c.Stream.RegisterFlags(fs, "inventory")
+	fs.Duration(&c.Horizon, "inventory-horizon", stock.DefaultHorizon,
+		"how long each SKU remembers the outcome of a delta; no shorter than what webhooks.raw and orders keep", "SHOPSTREAM_INVENTORY_HORIZON")
+}
 
 // Validate reports what is missing or cannot work.
 func (c *Config) Validate() error {
 	if c.Movements == "" || c.Redis == nil {
 		return errors.New("inventory: Movements and Redis are required")
+	}
+	if c.Horizon < 0 {
+		return errors.New("inventory: the horizon cannot be negative")
 	}
 	return c.Stream.Validate()
 }
@@ -41,5 +56,36 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	return stream.Transform(ctx, cfg.Stream, NewProcessor(stock.NewStore(cfg.Redis, cfg.Stock), cfg.Movements))
+	if cfg.Horizon == 0 {
+		cfg.Horizon = stock.DefaultHorizon
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	store := stock.NewStore(cfg.Redis, cfg.Stock)
+	go prune(ctx, store, cfg.Horizon, cfg.Logger)
+	return stream.Transform(ctx, cfg.Stream, NewProcessor(store, cfg.Movements))
+}
+
+// prune forgets what is older than the horizon, a 24th of it at a time (an
+// hour for a week), until ctx is done. Every instance prunes: the work is
+// idempotent, and one more pass costs a scan.
+func prune(ctx context.Context, store *stock.Store, horizon time.Duration, log *slog.Logger) {
+	t := time.NewTicker(max(horizon/24, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			p, err := store.Prune(ctx, horizon, now)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				log.Warn("inventory: prune failed; next time", "err", err)
+			case p.Outcomes > 0:
+				log.Info("inventory: pruned outcomes older than the horizon", "skus", p.SKUs, "outcomes", p.Outcomes,
+					"ledger_entries", p.LedgerEntries, "horizon", horizon)
+			}
+		}
+	}
 }

@@ -38,15 +38,26 @@ type StateStore interface {
 // RedisStates is a StateStore on Redis, one JSON value per order under the
 // order's own hash tag, read and written a batch per pipelined round trip
 // (a pipeline, not MGET, because the keys of a batch live in many slots of
-// a Redis Cluster).
+// a Redis Cluster). A state lives ttl after its order's last event.
 type RedisStates struct {
 	rdb    redis.Cmdable
 	prefix string
+	ttl    time.Duration
 }
 
-// NewRedisStates returns a StateStore whose keys start with prefix.
-func NewRedisStates(rdb redis.Cmdable, prefix string) *RedisStates {
-	return &RedisStates{rdb: rdb, prefix: prefix}
+// DefaultStateTTL is how long an order's state outlives its last event:
+// longer than the refund windows storefronts give (30 days is common, 60
+// not rare), since a refund of an order whose state is gone finds nothing
+// sold to give back. It bounds the memory by the orders of a quarter.
+const DefaultStateTTL = 90 * 24 * time.Hour
+
+// NewRedisStates returns a StateStore whose keys start with prefix and
+// live ttl after their last write (0: DefaultStateTTL).
+func NewRedisStates(rdb redis.Cmdable, prefix string, ttl time.Duration) *RedisStates {
+	if ttl == 0 {
+		ttl = DefaultStateTTL
+	}
+	return &RedisStates{rdb: rdb, prefix: prefix, ttl: ttl}
 }
 
 func (r *RedisStates) key(orderID string) string { return r.prefix + "ord:{" + orderID + "}" }
@@ -90,7 +101,7 @@ func (r *RedisStates) SaveMany(ctx context.Context, states map[string]State) err
 		if err != nil {
 			return err
 		}
-		pipe.Set(ctx, r.key(id), b, 0)
+		pipe.Set(ctx, r.key(id), b, r.ttl)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("orders: save %d states: %w", len(states), err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -48,7 +49,7 @@ func split(t *testing.T, outs []*kgo.Record) (applied []avro.OrderApplied, delta
 // The state is saved before the Kafka commit: an event delivered again after
 // a crash in between must yield the same delta records, byte for byte.
 func TestRedeliveredEventReemitsSameDeltas(t *testing.T) {
-	p := NewProcessor(NewRedisStates(testenv.Redis(t), testenv.Namespace(t)), topics)
+	p := NewProcessor(NewRedisStates(testenv.Redis(t), testenv.Namespace(t), 0), topics)
 	paid := record(t, ev("e2", avro.OrderPaid, 2))
 	out, err := streamtest.HandleOne(p, paid)
 	if err != nil {
@@ -77,7 +78,7 @@ func TestRedeliveredEventReemitsSameDeltas(t *testing.T) {
 }
 
 func TestBadEventsArePermanent(t *testing.T) {
-	p := NewProcessor(NewRedisStates(nil, ""), topics)
+	p := NewProcessor(NewRedisStates(nil, "", 0), topics)
 	bad := ev("e", avro.OrderPaid, 1)
 	bad.Lines[0].Quantity = -1
 	for name, rec := range map[string]*kgo.Record{
@@ -96,7 +97,7 @@ func TestBadEventsArePermanent(t *testing.T) {
 // crash between the state write and the Kafka commit, and must emit the
 // same deltas, byte for byte.
 func TestABatchAndItsRedeliveryEmitTheSameDeltas(t *testing.T) {
-	p := NewProcessor(NewRedisStates(testenv.Redis(t), testenv.Namespace(t)), topics)
+	p := NewProcessor(NewRedisStates(testenv.Redis(t), testenv.Namespace(t), 0), topics)
 	other := func(id, typ string, v int64) *avro.OrderEvent {
 		e := ev(id, typ, v)
 		e.OrderID = "o2"
@@ -148,5 +149,17 @@ func TestABatchAndItsRedeliveryEmitTheSameDeltas(t *testing.T) {
 		if !bytes.Equal(first.Outputs[i].Value, again.Outputs[i].Value) {
 			t.Fatalf("record %d (%s) differs on redelivery", i, first.Outputs[i].Topic)
 		}
+	}
+}
+
+// An order's state lives its TTL after its last event, not forever.
+func TestStatesExpireAfterTheirTTL(t *testing.T) {
+	rdb, ns := testenv.Redis(t), testenv.Namespace(t)
+	states := NewRedisStates(rdb, ns, time.Hour)
+	if err := states.SaveMany(context.Background(), map[string]State{"o-ttl": {Status: avro.OrderPaid}}); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := rdb.TTL(context.Background(), states.key("o-ttl")).Val(); ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Fatalf("ttl %v, want an hour", ttl)
 	}
 }

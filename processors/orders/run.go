@@ -3,6 +3,7 @@ package orders
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -22,15 +23,25 @@ type Config struct {
 	Redis redis.Cmdable
 	// Prefix namespaces the state keys. Default "".
 	Prefix string
+	// StateTTL is how long an order's state outlives its last event.
+	// Default DefaultStateTTL.
+	StateTTL time.Duration
 }
 
 // RegisterFlags registers the stage's own settings.
-func (c *Config) RegisterFlags(fs *conf.FlagSet) { c.Stream.RegisterFlags(fs, "orders") }
+func (c *Config) RegisterFlags(fs *conf.FlagSet) {
+	c.Stream.RegisterFlags(fs, "orders")
+	fs.Duration(&c.StateTTL, "order-state-ttl", DefaultStateTTL, "how long an order's state outlives its last event; a refund after it finds nothing sold",
+		"SHOPSTREAM_ORDER_STATE_TTL")
+}
 
 // Validate reports what is missing or cannot work.
 func (c *Config) Validate() error {
 	if c.Topics.Deltas == "" || c.Topics.Applied == "" || c.Redis == nil {
 		return errors.New("orders: Topics and Redis are required")
+	}
+	if c.StateTTL < 0 {
+		return errors.New("orders: the state TTL cannot be negative")
 	}
 	return c.Stream.Validate()
 }
@@ -40,5 +51,5 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	return stream.Transform(ctx, cfg.Stream, NewProcessor(NewRedisStates(cfg.Redis, cfg.Prefix), cfg.Topics))
+	return stream.Transform(ctx, cfg.Stream, NewProcessor(NewRedisStates(cfg.Redis, cfg.Prefix, cfg.StateTTL), cfg.Topics))
 }

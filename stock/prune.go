@@ -1,0 +1,113 @@
+package stock
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultHorizon is how long the outcome of each delta is remembered: the
+// retention of every topic upstream of the delta log (webhooks.raw and
+// orders keep 7 days), so that whatever a replay of an upstream stage can
+// emit again, the SKU still knows by its id, and longer than any
+// provider's retries (about three days).
+const DefaultHorizon = 7 * 24 * time.Hour
+
+// Pruned is what one Prune forgot.
+type Pruned struct {
+	SKUs, Outcomes, LedgerEntries int64
+}
+
+// Prune forgets, for every SKU, the outcomes of deltas decided more than
+// horizon before now, and the ledger entries of those that applied, so
+// that the memory of each SKU is bounded by the deltas of one horizon. What
+// protects a delta redelivered after its outcome was forgotten is the
+// SKU's watermark: the delta log position of the last delta decided,
+// written in the same script that applies, before which a delta whose id
+// is not remembered passes without changing anything. That covers every
+// replay of the delta log, which is kept forever; a replay of an upstream
+// stage emits its deltas at new positions and is covered by the ids, for
+// which the horizon is as long as the upstream topics keep their records.
+//
+// It takes no lock: each of its steps is one atomic command, an outcome it
+// forgets is one no batch in flight can need (its delta is older than the
+// horizon, so before the watermark), and the ledger is trimmed from its
+// oldest end while the script appends at the other.
+func (s *Store) Prune(ctx context.Context, horizon time.Duration, now time.Time) (Pruned, error) {
+	var total Pruned
+	cutoff := now.Add(-horizon).UnixMilli()
+	scan := func(ctx context.Context, rdb redis.Cmdable) error {
+		iter := rdb.Scan(ctx, 0, s.cfg.Prefix+"inv:{*}:applied", 1000).Iterator()
+		for iter.Next(ctx) {
+			key := iter.Val()
+			sku := strings.TrimSuffix(strings.TrimPrefix(key, s.cfg.Prefix+"inv:{"), "}:applied")
+			p, err := s.pruneSKU(ctx, sku, cutoff)
+			if err != nil {
+				return err
+			}
+			if p.Outcomes > 0 {
+				total.SKUs++
+				total.Outcomes += p.Outcomes
+				total.LedgerEntries += p.LedgerEntries
+			}
+		}
+		return iter.Err()
+	}
+	var err error
+	if cluster, ok := s.rdb.(*redis.ClusterClient); ok {
+		err = cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	} else {
+		err = scan(ctx, s.rdb)
+	}
+	if err != nil {
+		return total, fmt.Errorf("stock: prune: %w", err)
+	}
+	return total, nil
+}
+
+func (s *Store) pruneSKU(ctx context.Context, sku string, cutoff int64) (Pruned, error) {
+	k := KeysFor(s.cfg.Prefix, sku)
+	var p Pruned
+	var cursor uint64
+	for {
+		kv, next, err := s.rdb.HScan(ctx, k.Applied, cursor, "", 1000).Result()
+		if err != nil {
+			return p, err
+		}
+		var old []string
+		for i := 0; i+1 < len(kv); i += 2 {
+			parts := strings.SplitN(kv[i+1], "|", 4)
+			if len(parts) < 3 {
+				continue
+			}
+			at, err := strconv.ParseInt(parts[2], 10, 64)
+			if err != nil || at >= cutoff {
+				continue
+			}
+			old = append(old, kv[i])
+			if parts[0] == "APPLIED" {
+				p.LedgerEntries++
+			}
+		}
+		if len(old) > 0 {
+			if err := s.rdb.HDel(ctx, k.Applied, old...).Err(); err != nil {
+				return p, err
+			}
+			p.Outcomes += int64(len(old))
+		}
+		if next == 0 {
+			break
+		}
+		cursor = next
+	}
+	if p.LedgerEntries > 0 {
+		if err := s.rdb.LTrim(ctx, k.Ledger, p.LedgerEntries, -1).Err(); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
