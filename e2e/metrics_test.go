@@ -31,8 +31,9 @@ func TestPipelineMetricsLandInClickHouse(t *testing.T) {
 		if n := p.count("SELECT toUInt64(sum(errors_permanent)) FROM $db.pipeline_metrics FINAL WHERE stage = 'ingest'"); n != 1 {
 			return fmt.Errorf("ingest reported %d permanent errors, want the forged one", n)
 		}
-		if n := p.count("SELECT uniqExact(consumer_group) FROM $db.pipeline_metrics FINAL WHERE partition >= 0"); n != 4 {
-			return fmt.Errorf("lag rows of %d groups, want 4", n)
+		// deliveries, orders, inventory, reconcile and clickhouse
+		if n := p.count("SELECT uniqExact(consumer_group) FROM $db.pipeline_metrics FINAL WHERE partition >= 0"); n != 5 {
+			return fmt.Errorf("lag rows of %d groups, want 5", n)
 		}
 		return nil
 	})
