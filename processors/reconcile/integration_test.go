@@ -14,11 +14,12 @@ import (
 	"github.com/shopstream/shopstream/schemas/envelope"
 )
 
-// On the real Redis: the first decision of a snapshot stands, and a SKU's
-// newest observed_at only rises.
+// On the real Redis: the first decision of a snapshot stands until the
+// horizon forgets it, and a SKU's newest observed_at only rises, for good.
 func TestRedisMemory(t *testing.T) {
 	ctx := context.Background()
-	m := NewRedisMemory(testenv.Redis(t), testenv.Namespace(t))
+	const horizon = 500 * time.Millisecond
+	m := NewRedisMemory(testenv.Redis(t), testenv.Namespace(t), horizon)
 	got, err := m.Recall(ctx, map[string][]string{"TEE": {"s1"}})
 	if err != nil {
 		t.Fatal(err)
@@ -50,6 +51,15 @@ func TestRedisMemory(t *testing.T) {
 	}
 	if mug := got["MUG"]; !mug.Newest.Equal(observed) || mug.Decisions["s1"] != other {
 		t.Errorf("MUG recalls %+v", mug)
+	}
+
+	time.Sleep(horizon + 100*time.Millisecond)
+	got, err = m.Recall(ctx, map[string][]string{"TEE": {"s1", "s2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tee := got["TEE"]; !tee.Newest.Equal(observed.Add(time.Hour)) || len(tee.Decisions) != 0 {
+		t.Errorf("after the horizon TEE recalls %+v, want its newest observed_at alone", tee)
 	}
 }
 

@@ -87,37 +87,45 @@ type Memory interface {
 }
 
 // RedisMemory is Memory on Redis, every key of a SKU under its hash tag
-// beside its stock: <prefix>recon:{SKU}:decided, a hash snapshot id →
-// Decision, and <prefix>recon:{SKU}:observed, the newest observed_at in
-// Unix ms. The hash grows by one field (about 60 bytes) per snapshot, as
-// the stock's own dedup hash grows by one per delta: what lets a replay
-// from earliest re-emit every decision unchanged.
+// beside its stock: <prefix>recon:{SKU}:decided:<snapshot id>, a Decision
+// kept for the horizon, and <prefix>recon:{SKU}:observed, the newest
+// observed_at in Unix ms, kept for good (one small key a SKU). A decision
+// is forgotten after the horizon, as the stock forgets a delta's outcome
+// (stock.Prune), so what is kept is bounded by the snapshots of one
+// horizon; a snapshot delivered again after that is decided again, and the
+// stage never heals it (see Processor).
 type RedisMemory struct {
-	rdb    redis.Cmdable
-	prefix string
+	rdb     redis.Cmdable
+	prefix  string
+	horizon time.Duration
 }
 
-// NewRedisMemory returns a Memory whose keys start with prefix.
-func NewRedisMemory(rdb redis.Cmdable, prefix string) *RedisMemory {
-	return &RedisMemory{rdb: rdb, prefix: prefix}
+// NewRedisMemory returns a Memory whose keys start with prefix and whose
+// decisions are kept for horizon.
+func NewRedisMemory(rdb redis.Cmdable, prefix string, horizon time.Duration) *RedisMemory {
+	return &RedisMemory{rdb: rdb, prefix: prefix, horizon: horizon}
 }
 
-func (m *RedisMemory) keys(sku string) (decided, observed string) {
-	base := m.prefix + "recon:{" + sku + "}:"
-	return base + "decided", base + "observed"
+func (m *RedisMemory) decided(sku, snapshotID string) string {
+	return m.prefix + "recon:{" + sku + "}:decided:" + snapshotID
 }
+
+func (m *RedisMemory) observed(sku string) string { return m.prefix + "recon:{" + sku + "}:observed" }
 
 // Recall implements Memory, in one pipelined round trip.
 func (m *RedisMemory) Recall(ctx context.Context, want map[string][]string) (map[string]Recalled, error) {
 	pipe := m.rdb.Pipeline()
 	type cmds struct {
-		decided  *redis.SliceCmd
+		decided  []*redis.StringCmd
 		observed *redis.StringCmd
 	}
 	pending := make(map[string]cmds, len(want))
 	for sku, ids := range want {
-		dk, ok := m.keys(sku)
-		pending[sku] = cmds{decided: pipe.HMGet(ctx, dk, ids...), observed: pipe.Get(ctx, ok)}
+		c := cmds{observed: pipe.Get(ctx, m.observed(sku))}
+		for _, id := range ids {
+			c.decided = append(c.decided, pipe.Get(ctx, m.decided(sku, id)))
+		}
+		pending[sku] = c
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("reconcile: recall %d SKUs: %w", len(want), err)
@@ -132,16 +140,17 @@ func (m *RedisMemory) Recall(ctx context.Context, want map[string][]string) (map
 		default:
 			r.Newest = time.UnixMilli(ms).UTC()
 		}
-		for i, v := range c.decided.Val() {
-			s, ok := v.(string)
-			if !ok {
+		for i, cmd := range c.decided {
+			v, err := cmd.Result()
+			if errors.Is(err, redis.Nil) {
 				continue
 			}
-			d, err := parseDecision(s)
 			if err != nil {
+				return nil, fmt.Errorf("reconcile: decision of %s: %w", want[sku][i], err)
+			}
+			if r.Decisions[want[sku][i]], err = parseDecision(v); err != nil {
 				return nil, err
 			}
-			r.Decisions[want[sku][i]] = d
 		}
 		out[sku] = r
 	}
@@ -152,18 +161,19 @@ func (m *RedisMemory) Recall(ctx context.Context, want map[string][]string) (map
 // in one atomic step, so that two instances deciding the same snapshot
 // (one of them a zombie of a rebalance) end with one decision, which both
 // then emit.
-// KEYS[1] decided hash, KEYS[2] newest observed (ms).
-// ARGV[1] the newest observed_at among the decisions (ms), then pairs of
-// snapshot id and decision. Returns the kept decision of each, in order.
+// KEYS[1] newest observed (ms), then one key per decision.
+// ARGV[1] the newest observed_at among the decisions (ms), ARGV[2] how long
+// a decision is kept (ms), then the decisions in the order of their keys.
+// Returns the kept decision of each, in order.
 var rememberScript = redis.NewScript(`
 local out = {}
-for i = 2, #ARGV, 2 do
-  redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
-  out[#out + 1] = redis.call('HGET', KEYS[1], ARGV[i])
+for i = 2, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[i + 1], 'NX', 'PX', ARGV[2])
+  out[#out + 1] = redis.call('GET', KEYS[i])
 end
-local cur = redis.call('GET', KEYS[2])
+local cur = redis.call('GET', KEYS[1])
 if not cur or tonumber(ARGV[1]) > tonumber(cur) then
-  redis.call('SET', KEYS[2], ARGV[1])
+  redis.call('SET', KEYS[1], ARGV[1])
 end
 return out
 `)
@@ -185,14 +195,15 @@ func (m *RedisMemory) Remember(ctx context.Context, decided []Decided) ([]Decisi
 	cmds := make([]*redis.Cmd, len(skus))
 	for j, sku := range skus {
 		var newest int64
-		args := []any{nil}
+		keys := []string{m.observed(sku)}
+		args := []any{nil, m.horizon.Milliseconds()}
 		for _, i := range bySKU[sku] {
 			newest = max(newest, decided[i].ObservedAt.UnixMilli())
-			args = append(args, decided[i].SnapshotID, decided[i].Decision.String())
+			keys = append(keys, m.decided(sku, decided[i].SnapshotID))
+			args = append(args, decided[i].Decision.String())
 		}
 		args[0] = newest
-		dk, ok := m.keys(sku)
-		cmds[j] = rememberScript.Eval(ctx, pipe, []string{dk, ok}, args...)
+		cmds[j] = rememberScript.Eval(ctx, pipe, keys, args...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("reconcile: remember %d decisions: %w", len(decided), err)

@@ -38,18 +38,26 @@
 // The drift row and the correction are in the stage's Kafka transaction
 // with its input offsets.
 //
-// A snapshot observed before the newest one already reconciled for its SKU
-// is compared but never healed: the compacted topic keeps log order, not
-// observation order, and an old truth must not undo a newer one.
+// A snapshot observed no later than the newest one already reconciled for
+// its SKU is compared but never healed: the compacted topic keeps log
+// order, not observation order, and an old truth must not undo a newer
+// one; nor may a snapshot decided again once its decision is forgotten.
 //
 // # Replays
 //
 // Each snapshot's decision is kept in Redis under its SKU's hash tag
-// (RedisMemory), with the SKU's newest observed_at, written once decided.
-// A snapshot delivered again (a retried batch, a rebalance, a replay from
+// (RedisMemory) for stock.DefaultHorizon, as long as the stock remembers a
+// delta's id, with the SKU's newest observed_at, written once decided. A
+// snapshot delivered again (a retried batch, a rebalance, a replay from
 // earliest, the same file reconciled twice) re-emits its kept decision: the
-// identical drift row and heal, never a new decision against the Redis of
-// a later day.
+// identical drift row, never a new decision against the Redis of a later
+// day, and its identical heal while the decision is younger than
+// HealReplayWindow. The heal is re-emitted for a transaction that aborted
+// after the decision was kept; the inventory stage applies it once by its
+// id, which it remembers for its horizon, so it must reach that stage well
+// within it. After the window the heal was applied long ago, and its
+// movement is in ClickHouse. After the horizon a snapshot is decided again
+// and only compared; ClickHouse keeps the first row of its drift id.
 package reconcile
 
 import (
@@ -77,6 +85,13 @@ type Topics struct {
 	// Drift receives one row per SKU per snapshot; Deltas the heals.
 	Drift, Deltas string
 }
+
+// HealReplayWindow is how long after its decision a redelivered snapshot
+// re-emits its heal: long enough for a stage that was down to come back
+// and redeliver a batch whose transaction aborted, and far inside the
+// inventory stage's memory of delta ids (a week, at least webhooks.raw's
+// retention), so the heal arrives while its first copy is remembered.
+const HealReplayWindow = 24 * time.Hour
 
 // levelReads bounds how often one batch reads a SKU's levels and ledger
 // again because its stock changed between two reads.
@@ -151,35 +166,36 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 	}
 	heals := map[string][]avro.InventoryDelta{}
 	decisions := make([]Decision, len(snaps))
-	var (
-		decided []Decided
-		fresh   []int
-	)
+	var decided []Decided
 	for i, s := range snaps {
 		v := &s.Value
 		d, ok := known[v.SKU].Decisions[v.SnapshotID]
 		if !ok {
-			older := v.ObservedAt.Before(newest[v.SKU])
-			d = decide(v, views[v.SKU], heals[v.SKU], older, p.heal.Enabled(v.SKU), now)
+			newer := v.ObservedAt.After(newest[v.SKU])
+			d = decide(v, views[v.SKU], heals[v.SKU], p.heal.Enabled(v.SKU) && newer, now)
 			known[v.SKU].Decisions[v.SnapshotID] = d // a copy later in the batch is a redelivery
 			decided = append(decided, Decided{SKU: v.SKU, SnapshotID: v.SnapshotID, ObservedAt: v.ObservedAt, Decision: d})
-			fresh = append(fresh, i)
-			if v.ObservedAt.After(newest[v.SKU]) {
+			if newer {
 				newest[v.SKU] = v.ObservedAt
 			}
 		}
-		if d.Action == avro.DriftHealed {
+		if d.Action == avro.DriftHealed && now.Sub(d.ReconciledAt) < HealReplayWindow {
 			heals[v.SKU] = append(heals[v.SKU], healOf(v, d))
 		}
 		decisions[i] = d
 	}
 	if len(decided) > 0 {
+		// What Memory kept is what is emitted: another instance may have
+		// decided a snapshot first (a zombie of a rebalance).
 		kept, err := p.memory.Remember(ctx, decided)
 		if err != nil {
 			return stream.Result{}, err
 		}
-		for n, i := range fresh {
-			decisions[i] = kept[n]
+		for n, dd := range decided {
+			known[dd.SKU].Decisions[dd.SnapshotID] = kept[n]
+		}
+		for i, s := range snaps {
+			decisions[i] = known[s.Value.SKU].Decisions[s.Value.SnapshotID]
 		}
 	}
 
@@ -194,7 +210,7 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 			return stream.Result{}, err
 		}
 		res.Outputs = append(res.Outputs, out)
-		if d.Action != avro.DriftHealed {
+		if d.Action != avro.DriftHealed || now.Sub(d.ReconciledAt) >= HealReplayWindow {
 			continue
 		}
 		heal := healOf(v, d)
@@ -207,8 +223,9 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 }
 
 // decide compares snapshot s with what Redis holds of its SKU, v, with the
-// heals this batch emitted for the SKU before s beside v's pending deltas.
-func decide(s *avro.StockSnapshot, v view, heals []avro.InventoryDelta, older, heal bool, now time.Time) Decision {
+// heals this batch emitted for the SKU before s beside v's pending deltas,
+// and heals a difference if it may.
+func decide(s *avro.StockSnapshot, v view, heals []avro.InventoryDelta, heal bool, now time.Time) Decision {
 	var inFlight int64
 	counted := map[string]bool{}
 	for _, d := range append(v.pending, heals...) {
@@ -223,7 +240,7 @@ func decide(s *avro.StockSnapshot, v view, heals []avro.InventoryDelta, older, h
 	switch {
 	case d.Difference == 0:
 		d.Action = avro.DriftNone
-	case heal && !older:
+	case heal:
 		d.Action = avro.DriftHealed
 	default:
 		d.Action = avro.DriftNeedsReview

@@ -220,10 +220,11 @@ func TestDecisions(t *testing.T) {
 		{name: "older snapshot never healed", heal: "*", levels: stock.Level{OnHand: 10}, newest: observed.Add(time.Hour),
 			snaps: []avro.StockSnapshot{snap("s1", "TEE", 4, observed)},
 			want:  []row{{avro.DriftNeedsReview, 10, 0, 0, -6}}},
-		{name: "a snapshot as new as the newest heals", heal: "*", levels: stock.Level{OnHand: 10}, newest: observed,
+		{
+			// As a snapshot decided again once its decision is forgotten is.
+			name: "a snapshot as old as the newest is only compared", heal: "*", levels: stock.Level{OnHand: 10}, newest: observed,
 			snaps: []avro.StockSnapshot{snap("s1", "TEE", 4, observed)},
-			want:  []row{{avro.DriftHealed, 10, 0, 0, -6}},
-			heals: []heal{{"heal:s1:TEE", -6}}},
+			want:  []row{{avro.DriftNeedsReview, 10, 0, 0, -6}}},
 		{
 			// The second snapshot counts the first one's heal in flight;
 			// the third, observed before the second, is only compared.
@@ -336,6 +337,16 @@ func TestRedeliveryReemitsIdenticalBytes(t *testing.T) {
 	}
 	if st.reads != reads || len(inFlight.asked) != asked {
 		t.Error("a redelivered snapshot read Redis's stock or the delta log")
+	}
+
+	// A day on, the heal was applied long ago: only the drift row again.
+	clock = clock.Add(HealReplayWindow)
+	late, err := streamtest.HandleOne(p, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(late) != 1 || late[0].Topic != topics.Drift || !bytes.Equal(late[0].Value, first[0].Value) {
+		t.Errorf("%d outputs a day on, want the identical drift row alone", len(late))
 	}
 }
 
