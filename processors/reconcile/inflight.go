@@ -12,12 +12,19 @@ import (
 	"github.com/shopstream/shopstream/schemas/avro"
 )
 
+// Pending is a delta and its offset in the delta log.
+type Pending struct {
+	Delta  avro.InventoryDelta
+	Offset int64
+}
+
 // InFlight finds the deltas the inventory stage has not committed yet.
 type InFlight interface {
 	// Deltas returns, by SKU, the deltas keyed by one of the SKUs listed
 	// for each partition, in that partition of the delta log, from the
-	// inventory group's committed offset to the end of what is committed.
-	Deltas(ctx context.Context, want map[int32][]string) (map[string][]avro.InventoryDelta, error)
+	// inventory group's committed offset, or from the partition's offset
+	// in from if that is later, to the end of what is committed.
+	Deltas(ctx context.Context, want map[int32][]string, from map[int32]int64) (map[string][]Pending, error)
 }
 
 // DefaultScanTimeout is KafkaInFlight's bound on one scan.
@@ -52,7 +59,7 @@ type KafkaInFlight struct {
 // not read as older than it is. The range ends at the last stable offset,
 // not the high watermark: past it are deltas of transactions still open,
 // which no read_committed reader may see yet.
-func (k *KafkaInFlight) Deltas(ctx context.Context, want map[int32][]string) (map[string][]avro.InventoryDelta, error) {
+func (k *KafkaInFlight) Deltas(ctx context.Context, want map[int32][]string, from map[int32]int64) (map[string][]Pending, error) {
 	if len(want) == 0 {
 		return nil, nil
 	}
@@ -71,26 +78,28 @@ func (k *KafkaInFlight) Deltas(ctx context.Context, want map[int32][]string) (ma
 		return nil, fmt.Errorf("reconcile: %s has %d partitions and %s %d; a SKU's snapshots and deltas must share a partition (shopstream topics apply)",
 			k.DeltaTopic, d, k.SnapshotTopic, s)
 	}
-	from := map[int32]kgo.Offset{}
+	starts := map[int32]kgo.Offset{}
 	to := map[int32]int64{}
 	for p := range want {
 		end, ok := ends.Lookup(k.DeltaTopic, p)
 		if !ok {
 			return nil, fmt.Errorf("reconcile: %s has no partition %d", k.DeltaTopic, p)
 		}
-		start := kgo.NewOffset().AtStart()
-		if c, ok := committed.Lookup(k.DeltaTopic, p); ok && c.Err == nil && c.At >= 0 {
-			if c.At >= end.Offset {
-				continue
-			}
-			start = kgo.NewOffset().At(c.At)
+		start := from[p]
+		if c, ok := committed.Lookup(k.DeltaTopic, p); ok && c.Err == nil {
+			start = max(start, c.At)
 		}
-		from[p], to[p] = start, end.Offset
+		if start >= end.Offset {
+			continue
+		}
+		// At an offset the log no longer holds, reading starts at its
+		// first (kgo's default reset for a consumer without a group).
+		starts[p], to[p] = kgo.NewOffset().At(start), end.Offset
 	}
-	if len(from) == 0 {
+	if len(starts) == 0 {
 		return nil, nil
 	}
-	return k.read(ctx, from, to, want)
+	return k.read(ctx, starts, to, want)
 }
 
 // read consumes each partition of from up to (not including) its offset in
@@ -98,7 +107,7 @@ func (k *KafkaInFlight) Deltas(ctx context.Context, want map[int32][]string) (ma
 // are kept so that a range that ends with a transaction's marker is known
 // to be read to its end.
 func (k *KafkaInFlight) read(ctx context.Context, from map[int32]kgo.Offset, to map[int32]int64,
-	want map[int32][]string) (map[string][]avro.InventoryDelta, error) {
+	want map[int32][]string) (map[string][]Pending, error) {
 	timeout := k.Timeout
 	if timeout == 0 {
 		timeout = DefaultScanTimeout
@@ -113,7 +122,7 @@ func (k *KafkaInFlight) read(ctx context.Context, from map[int32]kgo.Offset, to 
 		return nil, err
 	}
 	defer cl.Close()
-	out := map[string][]avro.InventoryDelta{}
+	out := map[string][]Pending{}
 	for len(to) > 0 {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -139,7 +148,7 @@ func (k *KafkaInFlight) read(ctx context.Context, from map[int32]kgo.Offset, to 
 				// apply to it (one it cannot read, it dead-letters).
 				return
 			}
-			out[d.SKU] = append(out[d.SKU], d)
+			out[d.SKU] = append(out[d.SKU], Pending{Delta: d, Offset: r.Offset})
 		})
 	}
 	return out, nil

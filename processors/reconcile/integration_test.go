@@ -12,6 +12,7 @@ import (
 	"github.com/shopstream/shopstream/internal/testenv"
 	"github.com/shopstream/shopstream/schemas/avro"
 	"github.com/shopstream/shopstream/schemas/envelope"
+	"github.com/shopstream/shopstream/stock"
 )
 
 // On the real Redis: the first decision of a snapshot stands until the
@@ -63,6 +64,36 @@ func TestRedisMemory(t *testing.T) {
 	}
 }
 
+// On the real Redis, the watermark is read as apply.lua writes it: the
+// position of the last delta decided for the SKU, refused ones included.
+func TestRedisStockWatermarks(t *testing.T) {
+	ctx := context.Background()
+	ns := testenv.Namespace(t)
+	rdb := testenv.Redis(t)
+	st := NewRedisStock(rdb, ns)
+	_, err := st.ApplyRuns(ctx, []stock.Run{
+		{SKU: "TEE", Deltas: []stock.Delta{{ID: "seed", SKU: "TEE", Quantity: 5, Position: "2:40"},
+			{ID: "o1:1:sale", SKU: "TEE", Quantity: -9, Reserved: 9, Position: "2:41"}}},
+		{SKU: "MUG", Deltas: []stock.Delta{{ID: "adjust", SKU: "MUG", Quantity: 1}}},
+	}, observed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marks, err := st.Watermarks(ctx, []string{"TEE", "MUG", "CAP"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Position{{Partition: 2, Offset: 41}, {Offset: -1}, {Offset: -1}}; !slices.Equal(marks, want) {
+		t.Errorf("watermarks %v, want %v", marks, want)
+	}
+	if err := rdb.Set(ctx, stock.KeysFor(ns, "CAP").Watermark, "garbage", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Watermarks(ctx, []string{"CAP"}); err == nil {
+		t.Error("a watermark that is not partition:offset was read")
+	}
+}
+
 // On the real broker: the deltas in flight are the SKU's, in its
 // partition, past the inventory group's committed offset and up to the
 // last stable offset: not a delta of an aborted transaction, nor one of a
@@ -99,14 +130,15 @@ func TestKafkaInFlight(t *testing.T) {
 		}
 		return recs[0]
 	}
-	inTxn := func(end kgo.TransactionEndTry, recs ...*kgo.Record) {
+	inTxn := func(end kgo.TransactionEndTry, recs ...*kgo.Record) *kgo.Record {
 		if err := txn.BeginTransaction(); err != nil {
 			t.Fatal(err)
 		}
-		produce(txn, recs...)
+		first := produce(txn, recs...)
 		if err := txn.EndTransaction(ctx, end); err != nil {
 			t.Fatal(err)
 		}
+		return first
 	}
 
 	applied := produce(plain, deltaOf("d1", "TEE"))
@@ -117,7 +149,7 @@ func TestKafkaInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	produce(plain, deltaOf("d2", "TEE"), deltaOf("x1", "MUG"), deltaOf("x2", "CAP"))
-	inTxn(kgo.TryCommit, deltaOf("d3", "TEE"))
+	d3 := inTxn(kgo.TryCommit, deltaOf("d3", "TEE"))
 	inTxn(kgo.TryAbort, deltaOf("aborted", "TEE"))
 	inTxn(kgo.TryCommit, deltaOf("d4", "TEE"), deltaOf("x3", "MUG"))
 	// Still open: past the last stable offset, where the scan stops.
@@ -129,16 +161,30 @@ func TestKafkaInFlight(t *testing.T) {
 
 	k := &KafkaInFlight{Client: []kgo.Opt{kgo.SeedBrokers(testenv.Brokers()...)}, Admin: adm, Group: group,
 		DeltaTopic: names.Deltas, SnapshotTopic: names.Snapshots, Timeout: 20 * time.Second}
-	got, err := k.Deltas(ctx, map[int32][]string{p: {"TEE"}})
+	got, err := k.Deltas(ctx, map[int32][]string{p: {"TEE"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ids []string
 	for _, d := range got["TEE"] {
-		ids = append(ids, d.DeltaID)
+		ids = append(ids, d.Delta.DeltaID)
 	}
 	if want := []string{"d2", "d3", "d4"}; !slices.Equal(ids, want) || len(got) != 1 {
 		t.Fatalf("in flight %v (%d SKUs), want TEE's %v", ids, len(got), want)
+	}
+
+	// From a later offset than the group's (a watermark's), the deltas
+	// after it.
+	got, err = k.Deltas(ctx, map[int32][]string{p: {"TEE"}}, map[int32]int64{p: d3.Offset})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids = nil
+	for _, d := range got["TEE"] {
+		ids = append(ids, d.Delta.DeltaID)
+	}
+	if want := []string{"d3", "d4"}; !slices.Equal(ids, want) {
+		t.Fatalf("in flight from d3's offset %v, want %v", ids, want)
 	}
 
 	// The inventory group at the end of what is committed: nothing is in
@@ -153,7 +199,7 @@ func TestKafkaInFlight(t *testing.T) {
 	if _, err := adm.CommitOffsets(ctx, group, offsets); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := k.Deltas(ctx, map[int32][]string{p: {"TEE"}}); err != nil || len(got) != 0 {
+	if got, err := k.Deltas(ctx, map[int32][]string{p: {"TEE"}}, nil); err != nil || len(got) != 0 {
 		t.Fatalf("in flight %v (%v), want nothing", got, err)
 	}
 }

@@ -11,20 +11,24 @@
 // Redis makes available on hand less reserved (stock.Level). A source
 // counts a change when it happens; Redis when the inventory stage applies
 // its delta. So the deltas of the SKU that occurred at or before the
-// snapshot's observed_at and that Redis has not applied yet are in flight,
-// and are added to Redis's side:
+// snapshot's observed_at and that Redis has not decided yet are in
+// flight, and are added to Redis's side:
 //
 //	difference = truth_available − (on_hand − reserved + in_flight)
 //
-// In flight are the deltas of the SKU past the inventory group's committed
-// offset (read from the delta log, see KafkaInFlight) that the SKU's
-// ledger does not hold: the inventory stage writes Redis before it commits
-// its offsets, so a delta past the committed offset may be applied
-// already. Deltas and snapshots are keyed by SKU with as many partitions,
-// so the deltas of a snapshot's SKU are in the partition of the same
-// number, read once a batch. The levels are read, then the ledger, then the
-// levels again: a delta applied between the two reads would be counted in
-// neither, so a change between them reads all three again.
+// In flight are the deltas of the SKU on the delta log that Redis has not
+// decided: past the inventory group's committed offset (read from the
+// delta log, see KafkaInFlight) and past the SKU's watermark, the position
+// of the last delta the inventory stage decided for it, which apply.lua
+// writes in the same atomic step as the stock. The committed offset alone
+// would not do: the stage writes Redis before it commits its offsets, and
+// a replay of the inventory group rewinds them over deltas long applied.
+// Deltas and snapshots are keyed by SKU with as many partitions, so the
+// deltas of a snapshot's SKU are in the partition of the same number, read
+// once a batch from the lowest offset its SKUs need. The levels are read,
+// then the watermarks, then the levels again: the levels that did not move
+// meanwhile are the levels at those watermarks, and a change reads all
+// three again.
 //
 // # The heal
 //
@@ -74,12 +78,6 @@ import (
 	"github.com/shopstream/shopstream/stock"
 )
 
-// Stock is what the stage reads of a stock.Store.
-type Stock interface {
-	Levels(ctx context.Context, skus []string) ([]stock.Level, error)
-	Ledger(ctx context.Context, sku string) ([]stock.LedgerEntry, error)
-}
-
 // Topics are where the stage writes.
 type Topics struct {
 	// Drift receives one row per SKU per snapshot; Deltas the heals.
@@ -122,8 +120,10 @@ func NewProcessor(st Stock, inFlight InFlight, memory Memory, heal Heal, topics 
 // view is what Redis and the delta log said of one SKU.
 type view struct {
 	level stock.Level
-	// pending are the SKU's deltas past the inventory group's committed
-	// offset; applied the ids its ledger holds, read when one could count.
+	// pending are the SKU's deltas on the log that Redis has not decided;
+	// applied the ids its ledger holds, read only for a SKU whose heal the
+	// batch re-emits: a heal that is not on the log again until this
+	// batch commits, and that may have been applied the first time.
 	pending []avro.InventoryDelta
 	applied map[string]bool
 }
@@ -152,14 +152,14 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 			known[sku] = Recalled{Newest: known[sku].Newest, Decisions: map[string]Decision{}}
 		}
 	}
-	views, err := p.look(ctx, snaps, known)
+	now := p.now().UTC().Truncate(time.Millisecond)
+	views, err := p.look(ctx, snaps, known, now)
 	if err != nil {
 		return stream.Result{}, err
 	}
 
 	// Decide in log order: a SKU's newest observed_at and the heals of
 	// this batch carry from one of its snapshots to the next.
-	now := p.now().UTC().Truncate(time.Millisecond)
 	newest := map[string]time.Time{}
 	for sku, r := range known {
 		newest[sku] = r.Newest
@@ -179,7 +179,7 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 				newest[v.SKU] = v.ObservedAt
 			}
 		}
-		if d.Action == avro.DriftHealed && now.Sub(d.ReconciledAt) < HealReplayWindow {
+		if reemits(d, now) {
 			heals[v.SKU] = append(heals[v.SKU], healOf(v, d))
 		}
 		decisions[i] = d
@@ -210,7 +210,7 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 			return stream.Result{}, err
 		}
 		res.Outputs = append(res.Outputs, out)
-		if d.Action != avro.DriftHealed || now.Sub(d.ReconciledAt) >= HealReplayWindow {
+		if !reemits(d, now) {
 			continue
 		}
 		heal := healOf(v, d)
@@ -220,6 +220,12 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 		res.Outputs = append(res.Outputs, out)
 	}
 	return res, nil
+}
+
+// reemits reports whether decision d comes with its heal at now: a heal
+// decided, within HealReplayWindow of its decision.
+func reemits(d Decision, now time.Time) bool {
+	return d.Action == avro.DriftHealed && now.Sub(d.ReconciledAt) < HealReplayWindow
 }
 
 // decide compares snapshot s with what Redis holds of its SKU, v, with the
@@ -264,79 +270,92 @@ func healOf(s *avro.StockSnapshot, d Decision) avro.InventoryDelta {
 		Quantity: d.Difference, OccurredAt: s.ObservedAt, CorrelationID: s.CorrelationID}
 }
 
-// look reads what the snapshots not decided before need: their SKUs'
-// deltas in flight, a partition's in one scan, then their levels, and the
-// ledgers of those with a delta that could count.
-func (p *Processor) look(ctx context.Context, snaps []stream.Decoded[avro.StockSnapshot], known map[string]Recalled) (map[string]view, error) {
+// look reads what the snapshots not decided before need of their SKUs:
+// the deltas on the log that Redis has not decided, a partition's in one
+// scan from the lowest of its SKUs' watermarks, and their levels.
+func (p *Processor) look(ctx context.Context, snaps []stream.Decoded[avro.StockSnapshot], known map[string]Recalled, now time.Time) (map[string]view, error) {
 	partitions := map[int32][]string{}
-	latest := map[string]time.Time{} // the newest observed_at of a SKU's new snapshots
-	healed := map[string]bool{}      // a SKU with a kept heal in the batch
+	partition := map[string]int32{} // of each SKU with a new snapshot
+	reheal := map[string]bool{}     // a SKU whose heal the batch re-emits
 	for _, s := range snaps {
 		v := &s.Value
-		d, ok := known[v.SKU].Decisions[v.SnapshotID]
-		if ok {
-			healed[v.SKU] = healed[v.SKU] || d.Action == avro.DriftHealed
+		if d, ok := known[v.SKU].Decisions[v.SnapshotID]; ok {
+			reheal[v.SKU] = reheal[v.SKU] || reemits(d, now)
 			continue
 		}
-		if _, seen := latest[v.SKU]; !seen {
+		if _, seen := partition[v.SKU]; !seen {
+			partition[v.SKU] = s.Record.Partition
 			partitions[s.Record.Partition] = append(partitions[s.Record.Partition], v.SKU)
 		}
-		if v.ObservedAt.After(latest[v.SKU]) || latest[v.SKU].IsZero() {
-			latest[v.SKU] = v.ObservedAt
-		}
 	}
-	if len(latest) == 0 {
+	if len(partition) == 0 {
 		return nil, nil
 	}
-	pending, err := p.inFlight.Deltas(ctx, partitions)
-	if err != nil {
-		return nil, err
-	}
 	var skus, ledgers []string
-	for sku, at := range latest {
+	for sku := range partition {
 		skus = append(skus, sku)
-		counts := healed[sku]
-		for _, d := range pending[sku] {
-			counts = counts || !d.OccurredAt.After(at)
-		}
-		if counts {
+		if reheal[sku] {
 			ledgers = append(ledgers, sku)
 		}
 	}
+	marks, err := p.stock.Watermarks(ctx, skus)
+	if err != nil {
+		return nil, err
+	}
+	from := map[int32]int64{}
+	for i, sku := range skus {
+		part := partition[sku]
+		if f, ok := from[part]; !ok || marks[i].after(part) < f {
+			from[part] = marks[i].after(part)
+		}
+	}
+	pending, err := p.inFlight.Deltas(ctx, partitions, from)
+	if err != nil {
+		return nil, err
+	}
 	for range levelReads {
-		views, stable, err := p.read(ctx, skus, ledgers)
+		views, marks, stable, err := p.read(ctx, skus, ledgers)
 		if err != nil {
 			return nil, err
 		}
-		if stable {
-			for sku, v := range views {
-				v.pending = pending[sku]
-				views[sku] = v
-			}
-			return views, nil
+		if !stable {
+			continue
 		}
+		for i, sku := range skus {
+			v := views[sku]
+			for _, d := range pending[sku] {
+				if !marks[i].decided(partition[sku], d.Offset) {
+					v.pending = append(v.pending, d.Delta)
+				}
+			}
+			views[sku] = v
+		}
+		return views, nil
 	}
 	return nil, errLevelsMoving
 }
 
-// read reads the levels of skus, then the ledgers of those listed, then
-// their levels again, and reports whether those did not change meanwhile.
-func (p *Processor) read(ctx context.Context, skus, ledgers []string) (map[string]view, bool, error) {
+// read reads the levels of skus, then their watermarks and the ledgers of
+// those listed, then their levels again, and reports whether those did
+// not change meanwhile: the stock and the watermark change in one atomic
+// step, so levels that did not move are the levels at the watermarks.
+func (p *Processor) read(ctx context.Context, skus, ledgers []string) (map[string]view, []Position, bool, error) {
 	levels, err := p.stock.Levels(ctx, skus)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
+	}
+	marks, err := p.stock.Watermarks(ctx, skus)
+	if err != nil {
+		return nil, nil, false, err
 	}
 	views := make(map[string]view, len(skus))
 	for _, l := range levels {
 		views[l.SKU] = view{level: l}
 	}
-	if len(ledgers) == 0 {
-		return views, true, nil
-	}
 	for _, sku := range ledgers {
 		entries, err := p.stock.Ledger(ctx, sku)
 		if err != nil {
-			return nil, false, fmt.Errorf("reconcile: ledger of %s: %w", sku, err)
+			return nil, nil, false, fmt.Errorf("reconcile: ledger of %s: %w", sku, err)
 		}
 		v := views[sku]
 		v.applied = make(map[string]bool, len(entries))
@@ -345,16 +364,16 @@ func (p *Processor) read(ctx context.Context, skus, ledgers []string) (map[strin
 		}
 		views[sku] = v
 	}
-	again, err := p.stock.Levels(ctx, ledgers)
+	again, err := p.stock.Levels(ctx, skus)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
-	for _, l := range again {
-		if l != views[l.SKU].level {
-			return nil, false, nil
+	for i, l := range again {
+		if l != levels[i] {
+			return nil, nil, false, nil
 		}
 	}
-	return views, true, nil
+	return views, marks, true, nil
 }
 
 // decode reads and checks one snapshot.

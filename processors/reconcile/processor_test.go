@@ -23,13 +23,27 @@ var (
 	topics   = Topics{Drift: "inventory.drift", Deltas: "inventory.deltas"}
 )
 
-// fakeStock is Redis's stock: levels, and the ids each ledger holds.
-// moves, when set, is called at every Levels, to change them between reads.
+// fakeStock is Redis's stock: levels, watermarks and the ids each ledger
+// holds. moves, when set, is called at every Levels, to change them
+// between reads.
 type fakeStock struct {
 	levels  map[string]stock.Level
+	marks   map[string]Position
 	applied map[string][]string
 	reads   int
 	moves   func(f *fakeStock)
+}
+
+func (f *fakeStock) Watermarks(_ context.Context, skus []string) ([]Position, error) {
+	out := make([]Position, len(skus))
+	for i, sku := range skus {
+		m, ok := f.marks[sku]
+		if !ok {
+			m = Position{Offset: -1}
+		}
+		out[i] = m
+	}
+	return out, nil
 }
 
 func (f *fakeStock) Levels(_ context.Context, skus []string) ([]stock.Level, error) {
@@ -56,16 +70,21 @@ func (f *fakeStock) Ledger(_ context.Context, sku string) ([]stock.LedgerEntry, 
 // fakeInFlight holds each SKU's deltas past the inventory group's offset,
 // and records what it was asked for.
 type fakeInFlight struct {
-	deltas map[string][]avro.InventoryDelta
+	deltas map[string][]Pending
 	asked  []map[int32][]string
+	from   []map[int32]int64
 }
 
-func (f *fakeInFlight) Deltas(_ context.Context, want map[int32][]string) (map[string][]avro.InventoryDelta, error) {
-	f.asked = append(f.asked, want)
-	out := map[string][]avro.InventoryDelta{}
-	for _, skus := range want {
+func (f *fakeInFlight) Deltas(_ context.Context, want map[int32][]string, from map[int32]int64) (map[string][]Pending, error) {
+	f.asked, f.from = append(f.asked, want), append(f.from, from)
+	out := map[string][]Pending{}
+	for p, skus := range want {
 		for _, sku := range skus {
-			out[sku] = f.deltas[sku]
+			for _, d := range f.deltas[sku] {
+				if d.Offset >= from[p] {
+					out[sku] = append(out[sku], d)
+				}
+			}
 		}
 	}
 	return out, nil
@@ -126,8 +145,9 @@ func snap(id, sku string, available int64, at time.Time) avro.StockSnapshot {
 	return avro.StockSnapshot{SnapshotID: id, Source: "shopify", SKU: sku, Available: available, ObservedAt: at, ReceivedAt: at}
 }
 
-func delta(id, kind string, qty int64, at time.Time) avro.InventoryDelta {
-	return avro.InventoryDelta{DeltaID: id, SKU: "TEE", Kind: kind, Quantity: qty, OccurredAt: at}
+// delta is a delta of TEE at offset of the delta log.
+func delta(offset int64, id, kind string, qty int64, at time.Time) Pending {
+	return Pending{Delta: avro.InventoryDelta{DeltaID: id, SKU: "TEE", Kind: kind, Quantity: qty, OccurredAt: at}, Offset: offset}
 }
 
 // outputs decodes a batch's outputs: its drift rows and its heals.
@@ -178,9 +198,11 @@ func TestDecisions(t *testing.T) {
 		name    string
 		heal    string
 		levels  stock.Level
-		pending []avro.InventoryDelta
+		pending []Pending
+		mark    Position
 		applied []string
 		newest  time.Time
+		kept    map[string]Decision
 		snaps   []avro.StockSnapshot
 		want    []row
 		heals   []heal
@@ -203,20 +225,28 @@ func TestDecisions(t *testing.T) {
 			want:  []row{{avro.DriftNone, 10, 4, 0, 0}}},
 		{
 			// The source counted the sale of 2 and the release of 1, which
-			// Redis has not applied; not the sale after it, nor the one the
-			// ledger holds (applied, its offset not yet committed), nor the
-			// commit, which moves no available unit.
+			// Redis has not decided; not the sale after it, nor the one the
+			// watermark covers (applied, its offset not yet committed), nor
+			// the commit, which moves no available unit.
 			name: "in-flight deltas accounted", heal: "*", levels: stock.Level{OnHand: 10, Reserved: 2},
-			pending: []avro.InventoryDelta{
-				delta("o1:1:sale", avro.DeltaSale, -2, observed.Add(-time.Second)),
-				delta("o2:1:release", avro.DeltaRelease, 1, observed),
-				delta("o3:1:sale", avro.DeltaSale, -4, observed.Add(-time.Minute)),
-				delta("o4:1:commit", avro.DeltaCommit, -1, observed.Add(-time.Second)),
-				delta("o5:1:sale", avro.DeltaSale, -5, observed.Add(time.Millisecond)),
+			pending: []Pending{
+				delta(10, "o3:1:sale", avro.DeltaSale, -4, observed.Add(-time.Minute)),
+				delta(11, "o1:1:sale", avro.DeltaSale, -2, observed.Add(-time.Second)),
+				delta(12, "o2:1:release", avro.DeltaRelease, 1, observed),
+				delta(13, "o4:1:commit", avro.DeltaCommit, -1, observed.Add(-time.Second)),
+				delta(14, "o5:1:sale", avro.DeltaSale, -5, observed.Add(time.Millisecond)),
 			},
-			applied: []string{"o3:1:sale"},
-			snaps:   []avro.StockSnapshot{snap("s1", "TEE", 7, observed)},
-			want:    []row{{avro.DriftNone, 10, 2, -1, 0}}},
+			mark:  Position{Partition: 2, Offset: 10},
+			snaps: []avro.StockSnapshot{snap("s1", "TEE", 7, observed)},
+			want:  []row{{avro.DriftNone, 10, 2, -1, 0}}},
+		{
+			// The watermark of another partition (the delta log was given
+			// more partitions) covers none of this one's.
+			name: "a watermark in another partition", levels: stock.Level{OnHand: 10},
+			pending: []Pending{delta(3, "o1:1:sale", avro.DeltaSale, -2, observed)},
+			mark:    Position{Partition: 1, Offset: 10},
+			snaps:   []avro.StockSnapshot{snap("s1", "TEE", 8, observed)},
+			want:    []row{{avro.DriftNone, 10, 0, -2, 0}}},
 		{name: "older snapshot never healed", heal: "*", levels: stock.Level{OnHand: 10}, newest: observed.Add(time.Hour),
 			snaps: []avro.StockSnapshot{snap("s1", "TEE", 4, observed)},
 			want:  []row{{avro.DriftNeedsReview, 10, 0, 0, -6}}},
@@ -233,6 +263,22 @@ func TestDecisions(t *testing.T) {
 				snap("s3", "TEE", 5, observed.Add(time.Millisecond))},
 			want:  []row{{avro.DriftHealed, 10, 0, 0, -3}, {avro.DriftNone, 10, 0, -3, 0}, {avro.DriftNeedsReview, 10, 0, -3, -2}},
 			heals: []heal{{"heal:s1:TEE", -3}}},
+		{
+			// s1 was healed in a transaction that aborted: its heal comes
+			// again in this batch, not applied yet, so s2 counts it.
+			name: "a heal re-emitted is in flight for a new snapshot", heal: "*", levels: stock.Level{OnHand: 10},
+			kept:  map[string]Decision{"s1": {Action: avro.DriftHealed, OnHand: 10, Difference: -3, ReconciledAt: observed}},
+			snaps: []avro.StockSnapshot{snap("s1", "TEE", 7, observed), snap("s2", "TEE", 7, observed.Add(time.Second))},
+			want:  []row{{avro.DriftHealed, 10, 0, 0, -3}, {avro.DriftNone, 10, 0, -3, 0}},
+			heals: []heal{{"heal:s1:TEE", -3}}},
+		{
+			// s1 was healed and applied (a replay): its heal again is not.
+			name: "a heal re-emitted and applied is not in flight", heal: "*", levels: stock.Level{OnHand: 7},
+			applied: []string{"heal:s1:TEE"},
+			kept:    map[string]Decision{"s1": {Action: avro.DriftHealed, OnHand: 10, Difference: -3, ReconciledAt: observed}},
+			snaps:   []avro.StockSnapshot{snap("s1", "TEE", 7, observed), snap("s2", "TEE", 7, observed.Add(time.Second))},
+			want:    []row{{avro.DriftHealed, 10, 0, 0, -3}, {avro.DriftNone, 7, 0, 0, 0}},
+			heals:   []heal{{"heal:s1:TEE", -3}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -244,8 +290,12 @@ func TestDecisions(t *testing.T) {
 			if !tt.newest.IsZero() {
 				mem.newest["TEE"] = tt.newest
 			}
-			st := &fakeStock{levels: map[string]stock.Level{"TEE": tt.levels}, applied: map[string][]string{"TEE": tt.applied}}
-			p := NewProcessor(st, &fakeInFlight{deltas: map[string][]avro.InventoryDelta{"TEE": tt.pending}}, mem, h, topics)
+			if tt.kept != nil {
+				mem.decided["TEE"] = tt.kept
+			}
+			st := &fakeStock{levels: map[string]stock.Level{"TEE": tt.levels}, applied: map[string][]string{"TEE": tt.applied},
+				marks: map[string]Position{"TEE": tt.mark}}
+			p := NewProcessor(st, &fakeInFlight{deltas: map[string][]Pending{"TEE": tt.pending}}, mem, h, topics)
 			now := observed.Add(time.Minute)
 			p.now = func() time.Time { return now }
 			var run []*kgo.Record
@@ -261,8 +311,12 @@ func TestDecisions(t *testing.T) {
 			for i, d := range drifts {
 				got = append(got, row{d.Action, d.RedisStock, d.Reserved, d.InFlight, d.Difference})
 				s := tt.snaps[i]
+				reconciled := now
+				if k, ok := tt.kept[s.SnapshotID]; ok {
+					reconciled = k.ReconciledAt
+				}
 				if d.DriftID != s.SnapshotID+":TEE" || d.SnapshotID != s.SnapshotID || d.SKU != "TEE" || d.Source != "shopify" ||
-					d.TruthAvailable != s.Available || !d.ObservedAt.Equal(s.ObservedAt) || !d.ReconciledAt.Equal(now) {
+					d.TruthAvailable != s.Available || !d.ObservedAt.Equal(s.ObservedAt) || !d.ReconciledAt.Equal(reconciled) {
 					t.Errorf("drift row %+v of snapshot %+v", d, s)
 				}
 			}
@@ -321,7 +375,7 @@ func TestRedeliveryReemitsIdenticalBytes(t *testing.T) {
 		t.Fatalf("%d heals, want 1", len(heals))
 	}
 	st.levels["TEE"] = stock.Level{OnHand: 7, Reserved: 1}
-	inFlight.deltas = map[string][]avro.InventoryDelta{"TEE": {delta("o1:1:sale", avro.DeltaSale, -1, observed)}}
+	inFlight.deltas = map[string][]Pending{"TEE": {delta(5, "o1:1:sale", avro.DeltaSale, -1, observed)}}
 	reads, asked := st.reads, len(inFlight.asked)
 	again, err := streamtest.HandleOne(p, rec)
 	if err != nil {
@@ -351,9 +405,10 @@ func TestRedeliveryReemitsIdenticalBytes(t *testing.T) {
 }
 
 // A batch reads the deltas in flight once per partition, for the SKUs of
-// its new snapshots only.
+// its new snapshots only, from the lowest offset their watermarks leave.
 func TestInFlightIsReadOncePerPartition(t *testing.T) {
-	st := &fakeStock{levels: map[string]stock.Level{}}
+	st := &fakeStock{levels: map[string]stock.Level{}, marks: map[string]Position{
+		"TEE": {Partition: 0, Offset: 41}, "CAP": {Partition: 0, Offset: 9}, "MUG": {Partition: 0, Offset: 7}}}
 	inFlight := &fakeInFlight{}
 	mem := newMemMemory()
 	mem.decided["OLD"] = map[string]Decision{"s0": {Action: avro.DriftNone, ReconciledAt: observed}}
@@ -378,19 +433,24 @@ func TestInFlightIsReadOncePerPartition(t *testing.T) {
 	if want := map[int32][]string{0: {"CAP", "TEE"}, 1: {"MUG"}}; !maps.EqualFunc(got, want, slices.Equal) {
 		t.Errorf("asked for %v, want %v", got, want)
 	}
+	// MUG's watermark is of another partition: all of partition 1 is read
+	// from the inventory group's offset.
+	if want := map[int32]int64{0: 10, 1: 0}; !maps.Equal(inFlight.from[0], want) {
+		t.Errorf("asked from %v, want %v", inFlight.from[0], want)
+	}
 }
 
-// The levels are read around the ledger; a change between the reads
+// The levels are read around the watermarks; a change between the reads
 // reads them again, and a stock that never stops changing fails the batch,
 // to be retried, rather than be compared half-read.
 func TestLevelsChangingBetweenReads(t *testing.T) {
-	pending := map[string][]avro.InventoryDelta{"TEE": {delta("o1:1:sale", avro.DeltaSale, -1, observed)}}
+	pending := map[string][]Pending{"TEE": {delta(5, "o1:1:sale", avro.DeltaSale, -1, observed)}}
 	changes := 1
 	st := &fakeStock{levels: map[string]stock.Level{"TEE": {OnHand: 10}}, moves: func(f *fakeStock) {
 		if changes > 0 && f.reads == 2 {
 			changes--
 			f.levels["TEE"] = stock.Level{OnHand: 9}
-			f.applied = map[string][]string{"TEE": {"o1:1:sale"}}
+			f.marks = map[string]Position{"TEE": {Partition: 2, Offset: 5}}
 		}
 	}}
 	p := NewProcessor(st, &fakeInFlight{deltas: pending}, newMemMemory(), Heal{}, topics)

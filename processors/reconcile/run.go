@@ -105,6 +105,6 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cl.Close()
 	inFlight := &KafkaInFlight{Client: cfg.Stream.Client.Options(), Admin: kadm.NewClient(cl), Group: cfg.InventoryGroup,
 		DeltaTopic: cfg.Topics.Deltas, SnapshotTopic: cfg.Stream.Input}
-	st := stock.NewStore(cfg.Redis, stock.StoreConfig{Prefix: cfg.Prefix})
-	return stream.Transform(ctx, cfg.Stream, NewProcessor(st, inFlight, NewRedisMemory(cfg.Redis, cfg.Prefix, stock.DefaultHorizon), cfg.Heal, cfg.Topics))
+	return stream.Transform(ctx, cfg.Stream, NewProcessor(NewRedisStock(cfg.Redis, cfg.Prefix), inFlight,
+		NewRedisMemory(cfg.Redis, cfg.Prefix, stock.DefaultHorizon), cfg.Heal, cfg.Topics))
 }
