@@ -77,8 +77,9 @@ type Decided struct {
 
 // Memory keeps each snapshot's decision and each SKU's newest observed_at.
 type Memory interface {
-	// Recall returns, per SKU of want, its newest observed_at and the kept
-	// decisions of the snapshot ids want lists for it.
+	// Recall returns, for every SKU of want, its newest observed_at and
+	// the kept decisions of the snapshot ids want lists for it, in a map
+	// that is never nil.
 	Recall(ctx context.Context, want map[string][]string) (map[string]Recalled, error)
 	// Remember keeps each decision unless its snapshot has one already
 	// (the first stands), raises each SKU's newest observed_at to its

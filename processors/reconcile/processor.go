@@ -147,11 +147,6 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 	if err != nil {
 		return stream.Result{}, err
 	}
-	for sku := range want {
-		if known[sku].Decisions == nil {
-			known[sku] = Recalled{Newest: known[sku].Newest, Decisions: map[string]Decision{}}
-		}
-	}
 	now := p.now().UTC().Truncate(time.Millisecond)
 	views, err := p.look(ctx, snaps, known, now)
 	if err != nil {
