@@ -161,6 +161,7 @@ func Topics(o Options) []Topic {
 		topic(DLQ(n.Applied), 14*day, dlqPartitions),
 		topic(DLQ(n.Drift), 14*day, dlqPartitions),
 		topic(DLQ(n.Metrics), 14*day, dlqPartitions),
+		topic(DLQ(n.Snapshots), 14*day, dlqPartitions),
 	}
 }
 

@@ -17,7 +17,7 @@ func routes(t topology.Names) map[string][]Table {
 		t.Metrics:   {pipelineMetrics{}},
 	}
 	// Every stage's dead letters, read by their headers alone.
-	for _, topic := range []string{t.WebhooksRaw, t.Orders, t.Deltas, t.Movements, t.Outcomes, t.Applied, t.Drift, t.Metrics} {
+	for _, topic := range []string{t.WebhooksRaw, t.Orders, t.Deltas, t.Movements, t.Snapshots, t.Outcomes, t.Applied, t.Drift, t.Metrics} {
 		r[topology.DLQ(topic)] = []Table{deadLetters{}}
 	}
 	return r
