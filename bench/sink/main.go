@@ -56,7 +56,7 @@ func main() {
 	var (
 		n         = flag.Int("n", 200000, "movements to fill the topics with")
 		skus      = flag.Int("skus", 10000, "distinct SKUs")
-		batch     = flag.Int("batch", stream.DefaultBatchMaxRecords, "rows in one INSERT, of the sink and of the raw insert")
+		batch     = flag.Int("batch", clickhouse.DefaultMaxRecords, "rows in one INSERT, of the sink and of the raw insert")
 		pairs     = flag.Int("pairs", 3, "raw and sink runs, in turn")
 		consumers = flag.Int("kafka-consumers", 1, "kafka_num_consumers of the Kafka engine table")
 		prof      = flag.String("cpuprofile", "", "write a CPU profile of the sink's runs to this file")
