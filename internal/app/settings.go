@@ -44,7 +44,7 @@ func (s *settings) registerFlags(fs *conf.FlagSet) {
 	fs.Strings(&s.brokers, "brokers", []string{"127.0.0.1:9092"}, "Kafka seed brokers, comma-separated", "SHOPSTREAM_KAFKA_BROKERS")
 	fs.String(&s.redisAddr, "redis", "127.0.0.1:6379", "Redis address", "SHOPSTREAM_REDIS_ADDR")
 	fs.String(&s.prefix, "prefix", "", "namespace for topics, consumer groups and Redis keys", "SHOPSTREAM_PREFIX")
-	fs.String(&s.instance, "instance", host, "this instance's stable name, unique among running instances; names its Kafka transactional ids",
+	fs.String(&s.instance, "instance", host, "this instance's stable name, unique among running instances; names its Kafka transactional ids and its static group memberships",
 		"SHOPSTREAM_INSTANCE")
 	fs.String(&s.logLevel, "log-level", "info", "debug, info, warn or error", "SHOPSTREAM_LOG_LEVEL")
 	fs.Duration(&s.pipelineMetricsEvery, "pipeline-metrics-every", time.Minute,
@@ -73,7 +73,7 @@ func (s *settings) setup(stderr io.Writer) error {
 }
 
 func (s *settings) kafka() stream.ClientConfig {
-	return stream.ClientConfig{Brokers: s.brokers, ClientID: "shopstream-" + s.instance, Logger: s.log}
+	return stream.ClientConfig{Brokers: s.brokers, ClientID: "shopstream-" + s.instance, Logger: s.log, Instance: s.instance}
 }
 
 func (s *settings) redis() *redis.Client { return redis.NewClient(&redis.Options{Addr: s.redisAddr}) }

@@ -107,7 +107,9 @@ func (c *BatchConfig) setDefaults() error {
 // DLQ. A failing batch is retried, with backoff, until it succeeds or ctx
 // is done; it is never skipped. Rebalances wait while a batch is in hand
 // (lingering included), so a batch is not written by two members at once
-// in the ordinary case. It returns nil when ctx is done.
+// in the ordinary case. With cfg.Client.Instance set it is a static member
+// of cfg.Group, and leaves the group when it stops (member.go). It returns
+// nil when ctx is done.
 func Batch(ctx context.Context, cfg BatchConfig, h BatchHandler) error {
 	if err := cfg.setDefaults(); err != nil {
 		return err
@@ -117,15 +119,20 @@ func Batch(ctx context.Context, cfg BatchConfig, h BatchHandler) error {
 	}
 	log := cfg.Client.Logger.With("group", cfg.Group)
 	opts := append(cfg.Client.Options(), ConsumerOptions(cfg.Group, cfg.Inputs...)...)
+	opts = append(opts, cfg.Client.membership(cfg.Group)...)
 	opts = append(opts, ProducerOptions(30*time.Second)...)
 	opts = append(opts, kgo.BlockRebalanceOnPoll())
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("stream: %s: %w", cfg.Group, err)
 	}
-	// Close after a poll with BlockRebalanceOnPoll would wait forever for
-	// the rebalance that leaving the group starts.
-	defer cl.CloseAllowingRebalance()
+	defer func() {
+		memberID, _ := cl.GroupMetadata()
+		// Close after a poll with BlockRebalanceOnPoll would wait forever
+		// for the rebalance that leaving the group starts.
+		cl.CloseAllowingRebalance()
+		cfg.Client.leave(cfg.Group, memberID, log)
+	}()
 
 	for {
 		recs, stop := gather(ctx, cl, cfg.MaxRecords, cfg.Linger, log)

@@ -27,6 +27,12 @@ type ClientConfig struct {
 	ClientID string
 	// Logger for the client's own warnings and errors. Default slog.Default().
 	Logger *slog.Logger
+	// Instance names this process among the running instances, stable
+	// across its restarts (the transactional ids' SHOPSTREAM_INSTANCE).
+	// When set, the consume loops join their group as a static member
+	// (KIP-345) named InstanceID(group), and leave it when they stop; see
+	// member.go. Default "": a dynamic member, as Kafka's own default.
+	Instance string
 }
 
 func (c *ClientConfig) setDefaults() {

@@ -99,8 +99,9 @@ func (c *TransformConfig) setDefaults() error {
 // backoff. A session that fails (its broker gone for longer than the
 // client retries, a fenced transactional id) is closed and a new one is
 // started after a backoff, so an outage stalls the stage rather than ending
-// it. It returns nil when ctx is done, or an error for a configuration that
-// cannot work.
+// it. With cfg.Client.Instance set it is a static member of cfg.Group,
+// and leaves the group when it stops (member.go). It returns nil when ctx
+// is done, or an error for a configuration that cannot work.
 func Transform(ctx context.Context, cfg TransformConfig, h RunHandler) error {
 	if err := cfg.setDefaults(); err != nil {
 		return err
@@ -110,14 +111,20 @@ func Transform(ctx context.Context, cfg TransformConfig, h RunHandler) error {
 	}
 	log := cfg.Client.Logger.With("group", cfg.Group, "topic", cfg.Input)
 	opts := append(cfg.Client.Options(), ConsumerOptions(cfg.Group, cfg.Input)...)
+	opts = append(opts, cfg.Client.membership(cfg.Group)...)
 	opts = append(opts, ProducerOptions(30*time.Second)...)
 	opts = append(opts, kgo.TransactionalID(cfg.TransactionalID))
+	// Only the stop leaves the group: a failed session's successor rejoins
+	// under the same instance id and takes its place over.
+	var memberID string
+	defer func() { cfg.Client.leave(cfg.Group, memberID, log) }()
 	for attempt := 1; ; attempt++ {
 		sess, err := kgo.NewGroupTransactSession(opts...)
 		if err != nil {
 			return fmt.Errorf("stream: %s: %w", cfg.Group, err)
 		}
 		err = transformSession(ctx, cfg, h, sess, log)
+		memberID, _ = sess.Client().GroupMetadata()
 		sess.CloseAllowingRebalance()
 		if err == nil || ctx.Err() != nil {
 			return nil
