@@ -42,6 +42,7 @@ type command struct {
 
 func commands() []*command {
 	ops := &operator{}
+	rp := &replay{}
 	rec := &reconciler{}
 	return []*command{
 		{name: "run", summary: "ingest, every processor and the ClickHouse sink in one process",
@@ -68,6 +69,8 @@ func commands() []*command {
 		{name: "providers paused", summary: "list the paused providers", run: ops.paused},
 		{name: "reconcile", args: "-snapshot FILE.csv", summary: "each row a snapshot of the source of truth (sku,available[,observed_at]) for the reconcile stage; again: no change",
 			flags: rec.flags, run: rec.run},
+		{name: "replay", args: "-group G -to earliest|latest|TIME|P:O", summary: "move a stopped consumer group's offsets, so its stage reads history again",
+			flags: rp.flags, run: rp.run},
 		{name: "demo", summary: "run the pipeline on a burst of signed webhooks and print what landed",
 			flags: ops.demoFlags, run: ops.demo},
 		{name: "loadgen", args: "-url U | -bare", summary: "load an ingest on loopback with signed webhooks, bounded by -n",
