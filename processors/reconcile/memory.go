@@ -21,7 +21,9 @@ type Decision struct {
 	// Action is avro.DriftNone, DriftHealed or DriftNeedsReview.
 	Action string
 	// OnHand and Reserved are the SKU's Redis levels that were compared;
-	// InFlight the deltas the source had counted and Redis had not applied.
+	// InFlight what brought them to when the snapshot was observed: the
+	// deltas the source had counted and Redis had not decided, less those
+	// Redis had applied and the source had not counted (see Processor).
 	OnHand, Reserved, InFlight int64
 	// Difference is the snapshot's available less OnHand − Reserved +
 	// InFlight; a heal's quantity.

@@ -9,26 +9,56 @@
 // # What is compared
 //
 // Redis makes available on hand less reserved (stock.Level). A source
-// counts a change when it happens; Redis when the inventory stage applies
-// its delta. So the deltas of the SKU that occurred at or before the
-// snapshot's observed_at and that Redis has not decided yet are in
-// flight, and are added to Redis's side:
+// counts a change when it happens; Redis when the inventory stage decides
+// its delta. So before the two are compared, Redis's figure is brought to
+// the moment the snapshot was observed: the deltas of the SKU that
+// occurred at or before observed_at and that Redis has not decided yet are
+// added, and those Redis applied that occurred after it are taken off (a
+// sale made after the storefront counted and applied before its snapshot
+// reached the stage: the usual case, as a storefront's snapshot arrives
+// seconds late), each by what it changes of what can be sold. The sum of
+// both is the drift row's in_flight:
 //
+//	in_flight  = Σ undecided deltas that occurred ≤ observed_at
+//	           − Σ applied deltas that occurred > observed_at
 //	difference = truth_available − (on_hand − reserved + in_flight)
 //
-// In flight are the deltas of the SKU on the delta log that Redis has not
-// decided: past the inventory group's committed offset (read from the
-// delta log, see KafkaInFlight) and past the SKU's watermark, the position
-// of the last delta the inventory stage decided for it, which apply.lua
-// writes in the same atomic step as the stock. The committed offset alone
-// would not do: the stage writes Redis before it commits its offsets, and
-// a replay of the inventory group rewinds them over deltas long applied.
+// Decided are the deltas of the SKU before the inventory group's committed
+// offset (read from the delta log before Redis) or at or before the SKU's
+// watermark, the position of the last delta the inventory stage decided
+// for it, which apply.lua writes in the same atomic step as the stock. The
+// committed offset alone would not do: the stage writes Redis before it
+// commits its offsets, and a replay of the inventory group rewinds them
+// over deltas long applied. Whether a decided delta applied, or was
+// refused and changed nothing, is its outcome in Redis (stock.Keys.Applied),
+// which apply.lua writes in that same step: it is there exactly when the
+// levels count the delta, and never changes after, and the outcomes of a
+// batch's SKUs are one pipelined round trip. The movements topic says the
+// same later (the inventory stage produces a movement in the transaction
+// that commits its offset, after Redis), so it could not tell an applied
+// delta from one whose movement is not committed yet, and reading it would
+// be a second scan. A decided delta without an outcome never reached Redis
+// (the inventory stage dead-letters a delta it cannot apply); outcomes are
+// kept for the inventory stage's horizon, a week at least, far longer than
+// Lookback.
+//
 // Deltas and snapshots are keyed by SKU with as many partitions, so the
 // deltas of a snapshot's SKU are in the partition of the same number, read
-// once a batch from the lowest offset its SKUs need. The levels are read,
-// then the watermarks, then the levels again: the levels that did not move
-// meanwhile are the levels at those watermarks, and a change reads all
-// three again.
+// once a batch from the lowest offset its SKUs need: the first one Redis
+// has not decided for one of them, or the first record produced ClockSkew
+// before the oldest snapshot of the batch was observed, since a delta is
+// produced after it occurs (see ClockSkew). The committed offsets are
+// read, then the levels, then the watermarks, then the levels again: the
+// levels that did not move meanwhile are the levels at those watermarks,
+// and a change reads them again. The log is read after them, to its end,
+// so past every watermark read; the outcomes of the decided deltas after
+// it.
+//
+// A snapshot reconciled more than Lookback after it was observed (the
+// stage was down; a file's observed_at long past) is compared with Redis
+// as it stands, plus only the undecided deltas it counted: what changed
+// since counts as drift, so it is never healed. Lookback bounds how far
+// back a batch reads the delta log.
 //
 // # The heal
 //
@@ -67,7 +97,8 @@ package reconcile
 import (
 	"context"
 	"errors"
-	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -91,7 +122,23 @@ type Topics struct {
 // retention), so the heal arrives while its first copy is remembered.
 const HealReplayWindow = 24 * time.Hour
 
-// levelReads bounds how often one batch reads a SKU's levels and ledger
+// Lookback is how long after a snapshot was observed the stage compares it
+// with Redis brought back to that moment, so how far back a batch reads
+// the delta log: a storefront's snapshot arrives seconds late, and a stage
+// catching up on an hour of snapshots reads up to an hour of deltas again
+// for each batch.
+const Lookback = time.Hour
+
+// ClockSkew is how far the clock that stamped a delta's occurred_at (a
+// provider's, an operator's host, a snapshot's source for a heal) may be
+// ahead of the clock of the producer that stamped its record, so how long
+// before a snapshot's observed_at the records of the deltas that occurred
+// after it may have been produced. NTP keeps hosts within milliseconds; a
+// file's snapshot may be observed up to a minute ahead of the host that
+// reads it, and its heal is produced by this stage (ReadSnapshotFile).
+const ClockSkew = 2 * time.Minute
+
+// levelReads bounds how often one batch reads a SKU's levels and outcomes
 // again because its stock changed between two reads.
 const levelReads = 3
 
@@ -101,31 +148,33 @@ var errLevelsMoving = errors.New("reconcile: stock kept changing while it was re
 
 // Processor is the stream.RunHandler of the reconcile stage.
 type Processor struct {
-	stock    Stock
-	inFlight InFlight
-	memory   Memory
-	heal     Heal
-	topics   Topics
-	codec    *avro.Registry
-	now      func() time.Time
+	stock  Stock
+	log    DeltaLog
+	memory Memory
+	heal   Heal
+	topics Topics
+	codec  *avro.Registry
+	now    func() time.Time
 }
 
-// NewProcessor returns a Processor that reads Redis through st, the delta
-// log through inFlight, keeps decisions in memory, heals the SKUs heal
+// NewProcessor returns a Processor that reads Redis through st and the
+// delta log through log, keeps decisions in memory, heals the SKUs heal
 // names, and writes to topics.
-func NewProcessor(st Stock, inFlight InFlight, memory Memory, heal Heal, topics Topics) *Processor {
-	return &Processor{stock: st, inFlight: inFlight, memory: memory, heal: heal, topics: topics, codec: avro.Default(), now: time.Now}
+func NewProcessor(st Stock, log DeltaLog, memory Memory, heal Heal, topics Topics) *Processor {
+	return &Processor{stock: st, log: log, memory: memory, heal: heal, topics: topics, codec: avro.Default(), now: time.Now}
 }
 
 // view is what Redis and the delta log said of one SKU.
 type view struct {
 	level stock.Level
 	// pending are the SKU's deltas on the log that Redis has not decided;
-	// applied the ids its ledger holds, read only for a SKU whose heal the
-	// batch re-emits: a heal that is not on the log again until this
-	// batch commits, and that may have been applied the first time.
-	pending []avro.InventoryDelta
-	applied map[string]bool
+	// applied those it decided and applied that occurred after the oldest
+	// of the SKU's new snapshots within Lookback.
+	pending, applied []avro.InventoryDelta
+	// healed are the ids Redis decided of the heals the batch re-emits
+	// for the SKU: a heal that is not on the log again until this batch
+	// commits, and that may have been decided the first time.
+	healed map[string]bool
 }
 
 // HandleRuns reconciles a polled batch of snapshots, in each partition's
@@ -167,7 +216,7 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 		d, ok := known[v.SKU].Decisions[v.SnapshotID]
 		if !ok {
 			newer := v.ObservedAt.After(newest[v.SKU])
-			d = decide(v, views[v.SKU], heals[v.SKU], p.heal.Enabled(v.SKU) && newer, now)
+			d = decide(v, views[v.SKU], heals[v.SKU], p.heal.Enabled(v.SKU) && newer && recent(v, now), now)
 			known[v.SKU].Decisions[v.SnapshotID] = d // a copy later in the batch is a redelivery
 			decided = append(decided, Decided{SKU: v.SKU, SnapshotID: v.SnapshotID, ObservedAt: v.ObservedAt, Decision: d})
 			if newer {
@@ -229,12 +278,24 @@ func reemits(d Decision, now time.Time) bool {
 func decide(s *avro.StockSnapshot, v view, heals []avro.InventoryDelta, heal bool, now time.Time) Decision {
 	var inFlight int64
 	counted := map[string]bool{}
+	// What the source had counted and Redis had not.
 	for _, d := range append(v.pending, heals...) {
-		if counted[d.DeltaID] || v.applied[d.DeltaID] || d.OccurredAt.After(s.ObservedAt) {
+		if counted[d.DeltaID] || v.healed[d.DeltaID] || d.OccurredAt.After(s.ObservedAt) {
 			continue
 		}
 		counted[d.DeltaID] = true
 		inFlight += availableChange(d)
+	}
+	// What Redis had counted and the source had not; v.applied holds them
+	// all only for a snapshot within Lookback.
+	if recent(s, now) {
+		for _, d := range v.applied {
+			if counted[d.DeltaID] || !d.OccurredAt.After(s.ObservedAt) {
+				continue
+			}
+			counted[d.DeltaID] = true
+			inFlight -= availableChange(d)
+		}
 	}
 	d := Decision{OnHand: v.level.OnHand, Reserved: v.level.Reserved, InFlight: inFlight, ReconciledAt: now,
 		Difference: s.Available - (v.level.Available() + inFlight)}
@@ -247,6 +308,12 @@ func decide(s *avro.StockSnapshot, v view, heals []avro.InventoryDelta, heal boo
 		d.Action = avro.DriftNeedsReview
 	}
 	return d
+}
+
+// recent reports whether snapshot s is compared with Redis brought back to
+// when it was observed (see Lookback).
+func recent(s *avro.StockSnapshot, now time.Time) bool {
+	return now.Sub(s.ObservedAt) <= Lookback
 }
 
 // availableChange is what a delta changes of what can be sold: its
@@ -266,75 +333,130 @@ func healOf(s *avro.StockSnapshot, d Decision) avro.InventoryDelta {
 }
 
 // look reads what the snapshots not decided before need of their SKUs:
-// the deltas on the log that Redis has not decided, a partition's in one
-// scan from the lowest of its SKUs' watermarks, and their levels.
+// their levels, the deltas on the log that Redis has not decided, and
+// those it applied since the oldest of their snapshots within Lookback, a
+// partition's in one scan.
 func (p *Processor) look(ctx context.Context, snaps []stream.Decoded[avro.StockSnapshot], known map[string]Recalled, now time.Time) (map[string]view, error) {
 	partitions := map[int32][]string{}
-	partition := map[string]int32{} // of each SKU with a new snapshot
-	reheal := map[string]bool{}     // a SKU whose heal the batch re-emits
+	partition := map[string]int32{}    // of each SKU with a new snapshot
+	oldest := map[string]time.Time{}   // of each SKU's new snapshots within Lookback
+	reemitted := map[string][]string{} // the heal ids the batch re-emits, by SKU
 	for _, s := range snaps {
 		v := &s.Value
 		if d, ok := known[v.SKU].Decisions[v.SnapshotID]; ok {
-			reheal[v.SKU] = reheal[v.SKU] || reemits(d, now)
+			if reemits(d, now) {
+				reemitted[v.SKU] = append(reemitted[v.SKU], healOf(v, d).DeltaID)
+			}
 			continue
 		}
 		if _, seen := partition[v.SKU]; !seen {
 			partition[v.SKU] = s.Record.Partition
 			partitions[s.Record.Partition] = append(partitions[s.Record.Partition], v.SKU)
 		}
+		if o, ok := oldest[v.SKU]; recent(v, now) && (!ok || v.ObservedAt.Before(o)) {
+			oldest[v.SKU] = v.ObservedAt
+		}
 	}
 	if len(partition) == 0 {
 		return nil, nil
 	}
-	var skus, ledgers []string
+	var skus []string
+	healIDs := map[string][]string{}
 	for sku := range partition {
 		skus = append(skus, sku)
-		if reheal[sku] {
-			ledgers = append(ledgers, sku)
+		if ids := reemitted[sku]; len(ids) > 0 {
+			healIDs[sku] = ids
 		}
 	}
-	marks, err := p.stock.Watermarks(ctx, skus)
+	parts := slices.Collect(maps.Keys(partitions))
+	// Read before Redis, so that every delta before it was decided when
+	// the levels are read.
+	committed, err := p.log.Committed(ctx, parts)
+	if err != nil {
+		return nil, err
+	}
+	var since map[int32]int64
+	if len(oldest) > 0 {
+		// One time, the oldest, for all the batch's partitions: one request.
+		at := slices.MinFunc(slices.Collect(maps.Values(oldest)), time.Time.Compare)
+		if since, err = p.log.After(ctx, parts, at.Add(-ClockSkew)); err != nil {
+			return nil, err
+		}
+	}
+	views, marks, err := p.readStable(ctx, skus, healIDs)
 	if err != nil {
 		return nil, err
 	}
 	from := map[int32]int64{}
 	for i, sku := range skus {
 		part := partition[sku]
-		if f, ok := from[part]; !ok || marks[i].after(part) < f {
-			from[part] = marks[i].after(part)
+		start := max(committed[part], marks[i].after(part))
+		if _, ok := oldest[sku]; ok {
+			start = min(start, since[part])
+		}
+		if f, ok := from[part]; !ok || start < f {
+			from[part] = start
 		}
 	}
-	pending, err := p.inFlight.Deltas(ctx, partitions, from)
+	logged, err := p.log.Deltas(ctx, partitions, from)
 	if err != nil {
 		return nil, err
 	}
-	for range levelReads {
-		views, marks, stable, err := p.read(ctx, skus, ledgers)
-		if err != nil {
-			return nil, err
-		}
-		if !stable {
-			continue
-		}
-		for i, sku := range skus {
-			v := views[sku]
-			for _, d := range pending[sku] {
-				if !marks[i].decided(partition[sku], d.Offset) {
-					v.pending = append(v.pending, d.Delta)
-				}
+	decided := map[string][]avro.InventoryDelta{} // that occurred after a snapshot of the SKU within Lookback
+	ask := map[string][]string{}
+	for i, sku := range skus {
+		part, v := partition[sku], views[sku]
+		o, compared := oldest[sku]
+		for _, d := range logged[sku] {
+			switch {
+			case d.Offset >= committed[part] && !marks[i].decided(part, d.Offset):
+				v.pending = append(v.pending, d.Delta)
+			case compared && d.Delta.OccurredAt.After(o):
+				decided[sku] = append(decided[sku], d.Delta)
+				ask[sku] = append(ask[sku], d.Delta.DeltaID)
 			}
-			views[sku] = v
 		}
+		views[sku] = v
+	}
+	if len(ask) == 0 {
 		return views, nil
 	}
-	return nil, errLevelsMoving
+	// Read after the levels: a decided delta's outcome was written with
+	// the stock it changed, and is never written again.
+	outcomes, err := p.stock.Outcomes(ctx, ask)
+	if err != nil {
+		return nil, err
+	}
+	for sku, ds := range decided {
+		v := views[sku]
+		for _, d := range ds {
+			if outcomes[sku][d.DeltaID] == avro.MovementApplied {
+				v.applied = append(v.applied, d)
+			}
+		}
+		views[sku] = v
+	}
+	return views, nil
 }
 
-// read reads the levels of skus, then their watermarks and the ledgers of
-// those listed, then their levels again, and reports whether those did
-// not change meanwhile: the stock and the watermark change in one atomic
-// step, so levels that did not move are the levels at the watermarks.
-func (p *Processor) read(ctx context.Context, skus, ledgers []string) (map[string]view, []Position, bool, error) {
+// readStable reads the levels of skus, their watermarks and the outcomes
+// of the heal ids listed, until the levels did not move meanwhile.
+func (p *Processor) readStable(ctx context.Context, skus []string, heals map[string][]string) (map[string]view, []Position, error) {
+	for range levelReads {
+		views, marks, stable, err := p.read(ctx, skus, heals)
+		if err != nil || stable {
+			return views, marks, err
+		}
+	}
+	return nil, nil, errLevelsMoving
+}
+
+// read reads the levels of skus, then their watermarks and the outcomes of
+// the heal ids listed, then their levels again, and reports whether those
+// did not change meanwhile: the stock, the watermark and the outcome
+// change in one atomic step, so levels that did not move are the levels
+// at the watermarks and outcomes read.
+func (p *Processor) read(ctx context.Context, skus []string, heals map[string][]string) (map[string]view, []Position, bool, error) {
 	levels, err := p.stock.Levels(ctx, skus)
 	if err != nil {
 		return nil, nil, false, err
@@ -347,17 +469,19 @@ func (p *Processor) read(ctx context.Context, skus, ledgers []string) (map[strin
 	for _, l := range levels {
 		views[l.SKU] = view{level: l}
 	}
-	for _, sku := range ledgers {
-		entries, err := p.stock.Ledger(ctx, sku)
+	if len(heals) > 0 {
+		outcomes, err := p.stock.Outcomes(ctx, heals)
 		if err != nil {
-			return nil, nil, false, fmt.Errorf("reconcile: ledger of %s: %w", sku, err)
+			return nil, nil, false, err
 		}
-		v := views[sku]
-		v.applied = make(map[string]bool, len(entries))
-		for _, e := range entries {
-			v.applied[e.DeltaID] = true
+		for sku, got := range outcomes {
+			v := views[sku]
+			v.healed = make(map[string]bool, len(got))
+			for id := range got {
+				v.healed[id] = true
+			}
+			views[sku] = v
 		}
-		views[sku] = v
 	}
 	again, err := p.stock.Levels(ctx, skus)
 	if err != nil {

@@ -23,15 +23,15 @@ var (
 	topics   = Topics{Drift: "inventory.drift", Deltas: "inventory.deltas"}
 )
 
-// fakeStock is Redis's stock: levels, watermarks and the ids each ledger
-// holds. moves, when set, is called at every Levels, to change them
-// between reads.
+// fakeStock is Redis's stock: levels, watermarks and outcomes (by SKU,
+// delta id to status). moves, when set, is called at every Levels, to
+// change them between reads.
 type fakeStock struct {
-	levels  map[string]stock.Level
-	marks   map[string]Position
-	applied map[string][]string
-	reads   int
-	moves   func(f *fakeStock)
+	levels   map[string]stock.Level
+	marks    map[string]Position
+	outcomes map[string]map[string]string
+	reads    int
+	moves    func(f *fakeStock)
 }
 
 func (f *fakeStock) Watermarks(_ context.Context, skus []string) ([]Position, error) {
@@ -59,25 +59,53 @@ func (f *fakeStock) Levels(_ context.Context, skus []string) ([]stock.Level, err
 	return out, nil
 }
 
-func (f *fakeStock) Ledger(_ context.Context, sku string) ([]stock.LedgerEntry, error) {
-	var out []stock.LedgerEntry
-	for _, id := range f.applied[sku] {
-		out = append(out, stock.LedgerEntry{DeltaID: id})
+func (f *fakeStock) Outcomes(_ context.Context, ids map[string][]string) (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
+	for sku, list := range ids {
+		out[sku] = map[string]string{}
+		for _, id := range list {
+			if o, ok := f.outcomes[sku][id]; ok {
+				out[sku][id] = o
+			}
+		}
 	}
 	return out, nil
 }
 
-// fakeInFlight holds each SKU's deltas past the inventory group's offset,
-// and records what it was asked for.
-type fakeInFlight struct {
-	deltas map[string][]Pending
-	asked  []map[int32][]string
-	from   []map[int32]int64
+// fakeLog is the delta log: each SKU's deltas, the inventory group's
+// committed offsets, and the offset After answers for each partition. It
+// records what it was asked for.
+type fakeLog struct {
+	deltas    map[string][]Logged
+	committed map[int32]int64
+	after     map[int32]int64
+	asked     []map[int32][]string
+	from      []map[int32]int64
+	at        []time.Time
 }
 
-func (f *fakeInFlight) Deltas(_ context.Context, want map[int32][]string, from map[int32]int64) (map[string][]Pending, error) {
+func (f *fakeLog) Committed(_ context.Context, partitions []int32) (map[int32]int64, error) {
+	out := map[int32]int64{}
+	for _, p := range partitions {
+		if c, ok := f.committed[p]; ok {
+			out[p] = c
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeLog) After(_ context.Context, partitions []int32, at time.Time) (map[int32]int64, error) {
+	f.at = append(f.at, at)
+	out := map[int32]int64{}
+	for _, p := range partitions {
+		out[p] = f.after[p]
+	}
+	return out, nil
+}
+
+func (f *fakeLog) Deltas(_ context.Context, want map[int32][]string, from map[int32]int64) (map[string][]Logged, error) {
 	f.asked, f.from = append(f.asked, want), append(f.from, from)
-	out := map[string][]Pending{}
+	out := map[string][]Logged{}
 	for p, skus := range want {
 		for _, sku := range skus {
 			for _, d := range f.deltas[sku] {
@@ -146,8 +174,8 @@ func snap(id, sku string, available int64, at time.Time) avro.StockSnapshot {
 }
 
 // delta is a delta of TEE at offset of the delta log.
-func delta(offset int64, id, kind string, qty int64, at time.Time) Pending {
-	return Pending{Delta: avro.InventoryDelta{DeltaID: id, SKU: "TEE", Kind: kind, Quantity: qty, OccurredAt: at}, Offset: offset}
+func delta(offset int64, id, kind string, qty int64, at time.Time) Logged {
+	return Logged{Delta: avro.InventoryDelta{DeltaID: id, SKU: "TEE", Kind: kind, Quantity: qty, OccurredAt: at}, Offset: offset}
 }
 
 // outputs decodes a batch's outputs: its drift rows and its heals.
@@ -195,17 +223,18 @@ func TestDecisions(t *testing.T) {
 		qty int64
 	}
 	tests := []struct {
-		name    string
-		heal    string
-		levels  stock.Level
-		pending []Pending
-		mark    Position
-		applied []string
-		newest  time.Time
-		kept    map[string]Decision
-		snaps   []avro.StockSnapshot
-		want    []row
-		heals   []heal
+		name      string
+		heal      string
+		levels    stock.Level
+		logged    []Logged
+		mark      Position
+		committed int64
+		outcomes  map[string]string
+		newest    time.Time
+		kept      map[string]Decision
+		snaps     []avro.StockSnapshot
+		want      []row
+		heals     []heal
 	}{
 		{name: "no drift", heal: "*", levels: stock.Level{OnHand: 10},
 			snaps: []avro.StockSnapshot{snap("s1", "TEE", 10, observed)},
@@ -229,7 +258,7 @@ func TestDecisions(t *testing.T) {
 			// watermark covers (applied, its offset not yet committed), nor
 			// the commit, which moves no available unit.
 			name: "in-flight deltas accounted", heal: "*", levels: stock.Level{OnHand: 10, Reserved: 2},
-			pending: []Pending{
+			logged: []Logged{
 				delta(10, "o3:1:sale", avro.DeltaSale, -4, observed.Add(-time.Minute)),
 				delta(11, "o1:1:sale", avro.DeltaSale, -2, observed.Add(-time.Second)),
 				delta(12, "o2:1:release", avro.DeltaRelease, 1, observed),
@@ -243,10 +272,10 @@ func TestDecisions(t *testing.T) {
 			// The watermark of another partition (the delta log was given
 			// more partitions) covers none of this one's.
 			name: "a watermark in another partition", levels: stock.Level{OnHand: 10},
-			pending: []Pending{delta(3, "o1:1:sale", avro.DeltaSale, -2, observed)},
-			mark:    Position{Partition: 1, Offset: 10},
-			snaps:   []avro.StockSnapshot{snap("s1", "TEE", 8, observed)},
-			want:    []row{{avro.DriftNone, 10, 0, -2, 0}}},
+			logged: []Logged{delta(3, "o1:1:sale", avro.DeltaSale, -2, observed)},
+			mark:   Position{Partition: 1, Offset: 10},
+			snaps:  []avro.StockSnapshot{snap("s1", "TEE", 8, observed)},
+			want:   []row{{avro.DriftNone, 10, 0, -2, 0}}},
 		{name: "older snapshot never healed", heal: "*", levels: stock.Level{OnHand: 10}, newest: observed.Add(time.Hour),
 			snaps: []avro.StockSnapshot{snap("s1", "TEE", 4, observed)},
 			want:  []row{{avro.DriftNeedsReview, 10, 0, 0, -6}}},
@@ -274,11 +303,99 @@ func TestDecisions(t *testing.T) {
 		{
 			// s1 was healed and applied (a replay): its heal again is not.
 			name: "a heal re-emitted and applied is not in flight", heal: "*", levels: stock.Level{OnHand: 7},
-			applied: []string{"heal:s1:TEE"},
-			kept:    map[string]Decision{"s1": {Action: avro.DriftHealed, OnHand: 10, Difference: -3, ReconciledAt: observed}},
-			snaps:   []avro.StockSnapshot{snap("s1", "TEE", 7, observed), snap("s2", "TEE", 7, observed.Add(time.Second))},
-			want:    []row{{avro.DriftHealed, 10, 0, 0, -3}, {avro.DriftNone, 7, 0, 0, 0}},
-			heals:   []heal{{"heal:s1:TEE", -3}}},
+			outcomes: map[string]string{"heal:s1:TEE": avro.MovementApplied},
+			kept:     map[string]Decision{"s1": {Action: avro.DriftHealed, OnHand: 10, Difference: -3, ReconciledAt: observed}},
+			snaps:    []avro.StockSnapshot{snap("s1", "TEE", 7, observed), snap("s2", "TEE", 7, observed.Add(time.Second))},
+			want:     []row{{avro.DriftHealed, 10, 0, 0, -3}, {avro.DriftNone, 7, 0, 0, 0}},
+			heals:    []heal{{"heal:s1:TEE", -3}}},
+		{
+			// Refused, it will be refused again: it changes nothing.
+			name: "a heal re-emitted and refused is not in flight", heal: "*", levels: stock.Level{OnHand: 2},
+			outcomes: map[string]string{"heal:s1:TEE": avro.MovementRefused},
+			kept:     map[string]Decision{"s1": {Action: avro.DriftHealed, OnHand: 10, Difference: -3, ReconciledAt: observed}},
+			snaps:    []avro.StockSnapshot{snap("s1", "TEE", 7, observed), snap("s2", "TEE", 2, observed.Add(time.Second))},
+			want:     []row{{avro.DriftHealed, 10, 0, 0, -3}, {avro.DriftNone, 2, 0, 0, 0}},
+			heals:    []heal{{"heal:s1:TEE", -3}}},
+		{
+			// Sold after the storefront counted 10, and applied before its
+			// snapshot came (twice on the log: a replay upstream of it):
+			// Redis's 8 was 10 when the count was made.
+			name: "a sale applied after the count is not drift", heal: "*", levels: stock.Level{OnHand: 10, Reserved: 2},
+			logged: []Logged{
+				delta(5, "o1:1:sale", avro.DeltaSale, -2, observed.Add(10*time.Second)),
+				delta(6, "o1:1:sale", avro.DeltaSale, -2, observed.Add(10*time.Second)),
+			},
+			mark:     Position{Partition: 2, Offset: 6},
+			outcomes: map[string]string{"o1:1:sale": avro.MovementApplied},
+			snaps:    []avro.StockSnapshot{snap("s1", "TEE", 10, observed)},
+			want:     []row{{avro.DriftNone, 10, 2, 2, 0}}},
+		{
+			name: "a sale applied before the count is not taken off", heal: "*", levels: stock.Level{OnHand: 10, Reserved: 2},
+			logged:   []Logged{delta(5, "o1:1:sale", avro.DeltaSale, -2, observed.Add(-10*time.Second))},
+			mark:     Position{Partition: 2, Offset: 5},
+			outcomes: map[string]string{"o1:1:sale": avro.MovementApplied},
+			snaps:    []avro.StockSnapshot{snap("s1", "TEE", 8, observed)},
+			want:     []row{{avro.DriftNone, 10, 2, 0, 0}}},
+		{
+			// Decided after the count, neither changed Redis: a sale it
+			// refused, and one that never reached it (dead-lettered: no
+			// outcome).
+			name: "a refused sale changes nothing", heal: "*", levels: stock.Level{OnHand: 10},
+			logged: []Logged{
+				delta(5, "o1:1:sale", avro.DeltaSale, -20, observed.Add(time.Second)),
+				delta(6, "o2:1:sale", avro.DeltaSale, -1, observed.Add(time.Second)),
+			},
+			mark:     Position{Partition: 2, Offset: 6},
+			outcomes: map[string]string{"o1:1:sale": avro.MovementRefused},
+			snaps:    []avro.StockSnapshot{snap("s1", "TEE", 10, observed)},
+			want:     []row{{avro.DriftNone, 10, 0, 0, 0}}},
+		{
+			// Each by what it changes of what can be sold: 10 then, after
+			// a sale of 2 shipped, a sale of 1 released, and a return.
+			name: "what applied deltas change of what can be sold", levels: stock.Level{OnHand: 9},
+			logged: []Logged{
+				delta(1, "o1:1:sale", avro.DeltaSale, -2, observed.Add(time.Second)),
+				delta(2, "o1:1:commit", avro.DeltaCommit, -2, observed.Add(2*time.Second)),
+				delta(3, "o2:1:sale", avro.DeltaSale, -1, observed.Add(3*time.Second)),
+				delta(4, "o2:1:release", avro.DeltaRelease, 1, observed.Add(4*time.Second)),
+				delta(5, "o1:1:restock", avro.DeltaRestock, 1, observed.Add(5*time.Second)),
+			},
+			mark: Position{Partition: 2, Offset: 5},
+			outcomes: map[string]string{"o1:1:sale": avro.MovementApplied, "o1:1:commit": avro.MovementApplied, "o2:1:sale": avro.MovementApplied,
+				"o2:1:release": avro.MovementApplied, "o1:1:restock": avro.MovementApplied},
+			snaps: []avro.StockSnapshot{snap("s1", "TEE", 10, observed)},
+			want:  []row{{avro.DriftNone, 9, 0, 1, 0}}},
+		{
+			// No watermark: before the inventory group's committed offset
+			// the sale was decided (applied after the count); after it the
+			// other is in flight (sold before the count).
+			name: "decided before the committed offset", levels: stock.Level{OnHand: 10, Reserved: 2},
+			logged: []Logged{
+				delta(5, "o1:1:sale", avro.DeltaSale, -2, observed.Add(time.Second)),
+				delta(6, "o2:1:sale", avro.DeltaSale, -1, observed.Add(-time.Second)),
+			},
+			committed: 6,
+			outcomes:  map[string]string{"o1:1:sale": avro.MovementApplied},
+			snaps:     []avro.StockSnapshot{snap("s1", "TEE", 9, observed)},
+			want:      []row{{avro.DriftNone, 10, 2, 1, 0}}},
+		{
+			// Reconciled two hours after it was observed: compared with
+			// Redis as it stands, the sale since is drift, and no heal.
+			name: "a snapshot older than Lookback is compared as it stands", heal: "*", levels: stock.Level{OnHand: 10, Reserved: 2},
+			logged:   []Logged{delta(5, "o1:1:sale", avro.DeltaSale, -2, observed.Add(-time.Hour))},
+			mark:     Position{Partition: 2, Offset: 5},
+			outcomes: map[string]string{"o1:1:sale": avro.MovementApplied},
+			snaps:    []avro.StockSnapshot{snap("s1", "TEE", 10, observed.Add(-2*time.Hour))},
+			want:     []row{{avro.DriftNeedsReview, 10, 2, 0, 2}}},
+		{
+			// The older snapshot, observed before the sale, takes it off;
+			// the newer one, after it, does not.
+			name: "each snapshot of a batch is brought to its own time", levels: stock.Level{OnHand: 10, Reserved: 2},
+			logged:   []Logged{delta(5, "o1:1:sale", avro.DeltaSale, -2, observed.Add(time.Second))},
+			mark:     Position{Partition: 2, Offset: 5},
+			outcomes: map[string]string{"o1:1:sale": avro.MovementApplied},
+			snaps:    []avro.StockSnapshot{snap("s2", "TEE", 8, observed.Add(2*time.Second)), snap("s1", "TEE", 10, observed)},
+			want:     []row{{avro.DriftNone, 10, 2, 0, 0}, {avro.DriftNone, 10, 2, 2, 0}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -293,9 +410,10 @@ func TestDecisions(t *testing.T) {
 			if tt.kept != nil {
 				mem.decided["TEE"] = tt.kept
 			}
-			st := &fakeStock{levels: map[string]stock.Level{"TEE": tt.levels}, applied: map[string][]string{"TEE": tt.applied},
+			st := &fakeStock{levels: map[string]stock.Level{"TEE": tt.levels}, outcomes: map[string]map[string]string{"TEE": tt.outcomes},
 				marks: map[string]Position{"TEE": tt.mark}}
-			p := NewProcessor(st, &fakeInFlight{deltas: map[string][]Pending{"TEE": tt.pending}}, mem, h, topics)
+			log := &fakeLog{deltas: map[string][]Logged{"TEE": tt.logged}, committed: map[int32]int64{2: tt.committed}}
+			p := NewProcessor(st, log, mem, h, topics)
 			now := observed.Add(time.Minute)
 			p.now = func() time.Time { return now }
 			var run []*kgo.Record
@@ -361,8 +479,8 @@ func TestRedeliveryReemitsIdenticalBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := &fakeStock{levels: map[string]stock.Level{"TEE": {OnHand: 10}}}
-	inFlight := &fakeInFlight{}
-	p := NewProcessor(st, inFlight, newMemMemory(), h, topics)
+	log := &fakeLog{}
+	p := NewProcessor(st, log, newMemMemory(), h, topics)
 	clock := observed
 	p.now = func() time.Time { clock = clock.Add(time.Second); return clock }
 	rec := snapshotRecord(t, snap("s1", "TEE", 7, observed))
@@ -375,8 +493,8 @@ func TestRedeliveryReemitsIdenticalBytes(t *testing.T) {
 		t.Fatalf("%d heals, want 1", len(heals))
 	}
 	st.levels["TEE"] = stock.Level{OnHand: 7, Reserved: 1}
-	inFlight.deltas = map[string][]Pending{"TEE": {delta(5, "o1:1:sale", avro.DeltaSale, -1, observed)}}
-	reads, asked := st.reads, len(inFlight.asked)
+	log.deltas = map[string][]Logged{"TEE": {delta(5, "o1:1:sale", avro.DeltaSale, -1, observed)}}
+	reads, asked := st.reads, len(log.asked)
 	again, err := streamtest.HandleOne(p, rec)
 	if err != nil {
 		t.Fatal(err)
@@ -389,7 +507,7 @@ func TestRedeliveryReemitsIdenticalBytes(t *testing.T) {
 			t.Errorf("output %d differs on redelivery", i)
 		}
 	}
-	if st.reads != reads || len(inFlight.asked) != asked {
+	if st.reads != reads || len(log.asked) != asked {
 		t.Error("a redelivered snapshot read Redis's stock or the delta log")
 	}
 
@@ -404,18 +522,24 @@ func TestRedeliveryReemitsIdenticalBytes(t *testing.T) {
 	}
 }
 
-// A batch reads the deltas in flight once per partition, for the SKUs of
-// its new snapshots only, from the lowest offset their watermarks leave.
-func TestInFlightIsReadOncePerPartition(t *testing.T) {
+// A batch reads the delta log once per partition, for the SKUs of its new
+// snapshots only, from the lowest offset they need: the first their
+// watermarks or the inventory group's offset leave undecided, or the first
+// record produced ClockSkew before the oldest of its snapshots within
+// Lookback.
+func TestDeltaLogIsReadOncePerPartition(t *testing.T) {
 	st := &fakeStock{levels: map[string]stock.Level{}, marks: map[string]Position{
 		"TEE": {Partition: 0, Offset: 41}, "CAP": {Partition: 0, Offset: 9}, "MUG": {Partition: 0, Offset: 7}}}
-	inFlight := &fakeInFlight{}
+	log := &fakeLog{committed: map[int32]int64{0: 3, 1: 5}, after: map[int32]int64{0: 20, 1: 9}}
 	mem := newMemMemory()
 	mem.decided["OLD"] = map[string]Decision{"s0": {Action: avro.DriftNone, ReconciledAt: observed}}
-	p := NewProcessor(st, inFlight, mem, Heal{}, topics)
+	p := NewProcessor(st, log, mem, Heal{}, topics)
+	now := observed.Add(time.Minute)
+	p.now = func() time.Time { return now }
 	var recs []*kgo.Record
-	for i, s := range []avro.StockSnapshot{snap("s1", "TEE", 1, observed), snap("s2", "MUG", 1, observed),
-		snap("s3", "TEE", 2, observed), snap("s0", "OLD", 0, observed), snap("s4", "CAP", 1, observed)} {
+	for i, s := range []avro.StockSnapshot{snap("s1", "TEE", 1, observed.Add(time.Second)), snap("s2", "MUG", 1, observed),
+		snap("s3", "TEE", 2, observed.Add(2*time.Second)), snap("s0", "OLD", 0, observed.Add(-time.Hour)),
+		snap("s4", "CAP", 1, now.Add(-Lookback-time.Second))} {
 		r := snapshotRecord(t, s)
 		r.Partition, r.Offset = int32(i%2), int64(i)
 		recs = append(recs, r)
@@ -423,20 +547,27 @@ func TestInFlightIsReadOncePerPartition(t *testing.T) {
 	if _, err := p.HandleRuns(context.Background(), [][]*kgo.Record{recs}); err != nil {
 		t.Fatal(err)
 	}
-	if len(inFlight.asked) != 1 {
-		t.Fatalf("read the delta log %d times, want once", len(inFlight.asked))
+	if len(log.asked) != 1 {
+		t.Fatalf("read the delta log %d times, want once", len(log.asked))
 	}
-	got := inFlight.asked[0]
+	got := log.asked[0]
 	for _, p := range slices.Collect(maps.Keys(got)) {
 		slices.Sort(got[p])
 	}
 	if want := map[int32][]string{0: {"CAP", "TEE"}, 1: {"MUG"}}; !maps.EqualFunc(got, want, slices.Equal) {
 		t.Errorf("asked for %v, want %v", got, want)
 	}
-	// MUG's watermark is of another partition: all of partition 1 is read
-	// from the inventory group's offset.
-	if want := map[int32]int64{0: 10, 1: 0}; !maps.Equal(inFlight.from[0], want) {
-		t.Errorf("asked from %v, want %v", inFlight.from[0], want)
+	// MUG's snapshot is the oldest within Lookback (OLD's is decided, and
+	// CAP's older than Lookback): the time asked is ClockSkew before it.
+	if want := []time.Time{observed.Add(-ClockSkew)}; !slices.EqualFunc(log.at, want, time.Time.Equal) {
+		t.Errorf("asked for the offsets at %v, want %v", log.at, want)
+	}
+	// Partition 0: TEE from the offset at that time (20, before its
+	// watermark's 42), CAP, compared as it stands, from its watermark's 10.
+	// Partition 1: MUG's watermark is of another partition, so from the
+	// inventory group's 5, before the offset at that time.
+	if want := map[int32]int64{0: 10, 1: 5}; !maps.Equal(log.from[0], want) {
+		t.Errorf("asked from %v, want %v", log.from[0], want)
 	}
 }
 
@@ -444,7 +575,7 @@ func TestInFlightIsReadOncePerPartition(t *testing.T) {
 // reads them again, and a stock that never stops changing fails the batch,
 // to be retried, rather than be compared half-read.
 func TestLevelsChangingBetweenReads(t *testing.T) {
-	pending := map[string][]Pending{"TEE": {delta(5, "o1:1:sale", avro.DeltaSale, -1, observed)}}
+	logged := map[string][]Logged{"TEE": {delta(5, "o1:1:sale", avro.DeltaSale, -1, observed)}}
 	changes := 1
 	st := &fakeStock{levels: map[string]stock.Level{"TEE": {OnHand: 10}}, moves: func(f *fakeStock) {
 		if changes > 0 && f.reads == 2 {
@@ -453,7 +584,7 @@ func TestLevelsChangingBetweenReads(t *testing.T) {
 			f.marks = map[string]Position{"TEE": {Partition: 2, Offset: 5}}
 		}
 	}}
-	p := NewProcessor(st, &fakeInFlight{deltas: pending}, newMemMemory(), Heal{}, topics)
+	p := NewProcessor(st, &fakeLog{deltas: logged}, newMemMemory(), Heal{}, topics)
 	out, err := streamtest.HandleOne(p, snapshotRecord(t, snap("s1", "TEE", 9, observed)))
 	if err != nil {
 		t.Fatal(err)
@@ -470,7 +601,7 @@ func TestLevelsChangingBetweenReads(t *testing.T) {
 }
 
 func TestBadSnapshotsArePermanent(t *testing.T) {
-	p := NewProcessor(&fakeStock{}, &fakeInFlight{}, newMemMemory(), Heal{}, topics)
+	p := NewProcessor(&fakeStock{}, &fakeLog{}, newMemMemory(), Heal{}, topics)
 	keyed := snapshotRecord(t, snap("s1", "TEE", 1, observed))
 	keyed.Key = []byte("MUG")
 	for name, rec := range map[string]*kgo.Record{

@@ -65,10 +65,10 @@ type Config struct {
 	// tuning (flags). Required.
 	Stream stream.TransformConfig
 	// Topics are where drift rows and heals go; Topics.Deltas is also
-	// read for the deltas in flight. Required.
+	// read for the deltas Redis is compared with. Required.
 	Topics Topics
 	// InventoryGroup is the inventory stage's consumer group, whose
-	// committed offsets say which deltas are in flight. Required.
+	// committed offsets say which deltas Redis has decided. Required.
 	InventoryGroup string
 	// Redis holds the stock and the decisions. Required.
 	Redis redis.Cmdable
@@ -103,8 +103,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer cl.Close()
-	inFlight := &KafkaInFlight{Client: cfg.Stream.Client.Options(), Admin: kadm.NewClient(cl), Group: cfg.InventoryGroup,
+	deltaLog := &KafkaDeltaLog{Client: cfg.Stream.Client.Options(), Admin: kadm.NewClient(cl), Group: cfg.InventoryGroup,
 		DeltaTopic: cfg.Topics.Deltas, SnapshotTopic: cfg.Stream.Input}
-	return stream.Transform(ctx, cfg.Stream, NewProcessor(NewRedisStock(cfg.Redis, cfg.Prefix), inFlight,
+	return stream.Transform(ctx, cfg.Stream, NewProcessor(NewRedisStock(cfg.Redis, cfg.Prefix), deltaLog,
 		NewRedisMemory(cfg.Redis, cfg.Prefix, stock.DefaultHorizon), cfg.Heal, cfg.Topics))
 }

@@ -41,14 +41,17 @@ type Stock interface {
 	// for each of skus, in order: every delta of the SKU at or before it
 	// was applied, refused or passed, never to change the stock again.
 	Watermarks(ctx context.Context, skus []string) ([]Position, error)
-	// Ledger returns the deltas applied to sku (stock.Store.Ledger).
-	Ledger(ctx context.Context, sku string) ([]stock.LedgerEntry, error)
+	// Outcomes returns, by SKU, the status (avro.MovementApplied or
+	// avro.MovementRefused) of each of the ids listed for it that Redis
+	// decided and still remembers; an id it never decided is absent.
+	Outcomes(ctx context.Context, ids map[string][]string) (map[string]map[string]string, error)
 }
 
-// RedisStock is Stock on Redis: a stock.Store, and the watermark that
-// apply.lua writes beside each SKU's stock in the same atomic step
-// (stock.Keys.Watermark, "partition:offset"), which the store does not
-// read for others.
+// RedisStock is Stock on Redis: a stock.Store, and what apply.lua writes
+// beside each SKU's stock in the same atomic step, which the store does
+// not read for others: the watermark (stock.Keys.Watermark,
+// "partition:offset") and each delta's outcome (stock.Keys.Applied, a
+// hash of delta id to "STATUS|...").
 type RedisStock struct {
 	*stock.Store
 	rdb    redis.Cmdable
@@ -87,6 +90,36 @@ func (r *RedisStock) Watermarks(ctx context.Context, skus []string) ([]Position,
 			return nil, fmt.Errorf("reconcile: watermark of %s is %q, not partition:offset", skus[i], v)
 		}
 		out[i] = Position{Partition: int32(p), Offset: o}
+	}
+	return out, nil
+}
+
+// Outcomes implements Stock: an HMGET of each SKU's outcomes, all in one
+// pipelined round trip.
+func (r *RedisStock) Outcomes(ctx context.Context, ids map[string][]string) (map[string]map[string]string, error) {
+	pipe := r.rdb.Pipeline()
+	cmds := make(map[string]*redis.SliceCmd, len(ids))
+	for sku, list := range ids {
+		if len(list) > 0 {
+			cmds[sku] = pipe.HMGet(ctx, stock.KeysFor(r.prefix, sku).Applied, list...)
+		}
+	}
+	if len(cmds) == 0 {
+		return nil, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("reconcile: outcomes of %d SKUs: %w", len(cmds), err)
+	}
+	out := make(map[string]map[string]string, len(cmds))
+	for sku, c := range cmds {
+		got := map[string]string{}
+		for i, v := range c.Val() {
+			if s, ok := v.(string); ok {
+				status, _, _ := strings.Cut(s, "|")
+				got[ids[sku][i]] = status
+			}
+		}
+		out[sku] = got
 	}
 	return out, nil
 }
