@@ -42,7 +42,7 @@ type command struct {
 
 func commands() []*command {
 	ops := &operator{}
-	rp := &replay{}
+	rp, dl := &replay{}, &dlq{}
 	rec := &reconciler{}
 	return []*command{
 		{name: "run", summary: "ingest, every processor and the ClickHouse sink in one process",
@@ -71,6 +71,10 @@ func commands() []*command {
 			flags: rec.flags, run: rec.run},
 		{name: "replay", args: "-group G -to earliest|latest|TIME|P:O", summary: "move a stopped consumer group's offsets, so its stage reads history again",
 			flags: rp.flags, run: rp.run},
+		{name: "dlq inspect", summary: "count the dead letters by topic and error class, and show the newest with their bodies redacted",
+			flags: dl.inspectFlags, run: dl.inspect},
+		{name: "dlq redrive", args: "-topic T", summary: "produce dead letters to their origin topic again, each once, rate-limited",
+			flags: dl.redriveFlags, run: dl.redrive},
 		{name: "demo", summary: "run the pipeline on a burst of signed webhooks and print what landed",
 			flags: ops.demoFlags, run: ops.demo},
 		{name: "loadgen", args: "-url U | -bare", summary: "load an ingest on loopback with signed webhooks, bounded by -n",
