@@ -42,7 +42,7 @@ type command struct {
 
 func commands() []*command {
 	ops := &operator{}
-	rp, dl := &replay{}, &dlq{}
+	rp, dl, rb := &replay{}, &dlq{}, &rebuild{}
 	rec := &reconciler{}
 	return []*command{
 		{name: "run", summary: "ingest, every processor and the ClickHouse sink in one process",
@@ -75,6 +75,8 @@ func commands() []*command {
 			flags: dl.inspectFlags, run: dl.inspect},
 		{name: "dlq redrive", args: "-topic T", summary: "produce dead letters to their origin topic again, each once, rate-limited",
 			flags: dl.redriveFlags, run: dl.redrive},
+		{name: "rebuild inventory", summary: "recompute Redis stock from the delta log into a new namespace, compare, and switch it in (the stage stopped)",
+			flags: rb.flags, run: rb.run},
 		{name: "demo", summary: "run the pipeline on a burst of signed webhooks and print what landed",
 			flags: ops.demoFlags, run: ops.demo},
 		{name: "loadgen", args: "-url U | -bare", summary: "load an ingest on loopback with signed webhooks, bounded by -n",
