@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/shopstream/shopstream/internal/stream"
 	"github.com/shopstream/shopstream/internal/testenv"
@@ -173,5 +175,76 @@ func TestBatchLeavesItsGroupOnStop(t *testing.T) {
 	}
 	if got := members(t, group); len(got) != 0 {
 		t.Fatalf("after a clean stop the group still lists %v", got)
+	}
+}
+
+// A killed instance can leave a transaction open that holds offsets for
+// its group: until it is aborted the group's committed offsets are
+// unstable and a restarted instance polls nothing. The restarted loop
+// fences it as it starts, not when the broker times it out.
+func TestRestartFencesTheTransactionAKilledInstanceLeftOpen(t *testing.T) {
+	prefix := testenv.Namespace(t)
+	names := testenv.Topics(t, prefix)
+	in, out, group, txnID := names.Orders, names.Deltas, prefix+"g", prefix+"txn"
+	produce(t, in, "a")
+	ctx := context.Background()
+
+	// The killed incarnation: a transaction with the group's offsets in
+	// it, neither committed nor aborted, that the broker would time out
+	// only after a minute. Kafka 3.6's protocol: offsets named by topic.
+	killed, err := kgo.NewClient(kgo.SeedBrokers(testenv.Brokers()...), kgo.TransactionalID(txnID),
+		kgo.TransactionTimeout(time.Minute), kgo.MaxVersions(kversion.V3_6_0()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer killed.Close()
+	id, epoch, err := killed.ProducerID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := kmsg.NewPtrAddOffsetsToTxnRequest()
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = txnID, id, epoch, group
+	if resp, err := add.RequestWith(ctx, killed); err != nil || resp.ErrorCode != 0 {
+		t.Fatalf("add offsets to the transaction: %v %+v", err, resp)
+	}
+	commit := kmsg.NewPtrTxnOffsetCommitRequest()
+	commit.TransactionalID, commit.Group, commit.ProducerID, commit.ProducerEpoch, commit.Generation = txnID, group, id, epoch, -1
+	topic := kmsg.NewTxnOffsetCommitRequestTopic()
+	topic.Topic = in
+	for p := range int32(3) {
+		part := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		part.Partition, part.Offset, part.LeaderEpoch = p, 0, -1
+		topic.Partitions = append(topic.Partitions, part)
+	}
+	commit.Topics = append(commit.Topics, topic)
+	if resp, err := commit.RequestWith(ctx, killed); err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("commit offsets in the transaction: %v %+v", err, resp)
+	}
+
+	started := time.Now()
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- stream.Transform(runCtx, stream.TransformConfig{Client: stream.ClientConfig{Brokers: testenv.Brokers(), Instance: "i1"},
+			Group: group, Input: in, DLQ: topology.DLQ(in), TransactionalID: txnID},
+			stream.RunHandlerFunc(func(_ context.Context, runs [][]*kgo.Record) (stream.Result, error) {
+				var res stream.Result
+				for _, run := range runs {
+					for _, r := range run {
+						res.Outputs = append(res.Outputs, &kgo.Record{Topic: out, Key: r.Key, Value: r.Value})
+					}
+				}
+				return res, nil
+			}))
+	}()
+	if got := testenv.ReadTopic(t, out, 1); len(got) != 1 {
+		t.Fatalf("%d outputs, want 1", len(got))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(started); waited > 20*time.Second {
+		t.Fatalf("the restarted instance took %v to consume: it waited for the open transaction to time out", waited)
 	}
 }

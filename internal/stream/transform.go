@@ -123,7 +123,18 @@ func Transform(ctx context.Context, cfg TransformConfig, h RunHandler) error {
 		if err != nil {
 			return fmt.Errorf("stream: %s: %w", cfg.Group, err)
 		}
-		err = transformSession(ctx, cfg, h, sess, log)
+		// Fence the transaction a killed incarnation left open at once,
+		// rather than at the first Begin: until it is aborted, the offsets
+		// it would commit are unstable, the group's offset fetch
+		// (RequireStableFetchOffsets) waits on them, nothing is polled and
+		// nothing begins, and the broker aborts it only when it times out
+		// (40s). A restarted static member is back in its group at once;
+		// this makes it consume at once too.
+		if _, _, err = sess.Client().ProducerID(ctx); err == nil {
+			err = transformSession(ctx, cfg, h, sess, log)
+		} else {
+			err = fmt.Errorf("fence the previous transactional producer: %w", err)
+		}
 		memberID, _ = sess.Client().GroupMetadata()
 		sess.CloseAllowingRebalance()
 		if err == nil || ctx.Err() != nil {
