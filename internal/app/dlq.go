@@ -214,6 +214,9 @@ func (d *dlq) inspect(ctx context.Context, s *settings, args []string, out io.Wr
 				headers = append(headers, h.Key+"="+printable(string(h.Value), maxValueShown))
 			}
 		}
+		if len(headers) == 0 {
+			headers = []string{"(none)"}
+		}
 		fmt.Fprintf(out, "  headers  %s\n", strings.Join(headers, " "))
 		fmt.Fprintf(out, "  body     %s\n", redacted(codec, names, dl.origin, r.Value))
 	}

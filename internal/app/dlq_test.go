@@ -79,7 +79,7 @@ func TestDLQInspectRedactsBodies(t *testing.T) {
 		"dead letters by topic and error class:\ndlq topic class dead letters redriven\n" +
 			"inventory.deltas.dlq permanent 1 0\norders.dlq permanent 1 0\nwebhooks.raw.dlq permanent 1 0\ntotal 3\n",
 		"the newest 2 (bodies are never printed: a webhook's can name a customer):\n" +
-			"orders.dlq 0@0 failed 2026-11-24T10:02:00Z permanent not redriven\norigin orders 0@11\nreason failed 2\nkey \"junk\"\nheaders\n" +
+			"orders.dlq 0@0 failed 2026-11-24T10:02:00Z permanent not redriven\norigin orders 0@11\nreason failed 2\nkey \"junk\"\nheaders (none)\n" +
 			"body 32 bytes redacted (not Avro single-object encoded)\n" +
 			"webhooks.raw.dlq 0@0 failed 2026-11-24T10:01:00Z permanent not redriven\norigin webhooks.raw 0@3\nreason failed 1\nkey \"msg_1\"\n",
 		`, WebhookReceipt: delivery_id="msg_1" provider="shopify" event_type="orders/paid"`,

@@ -303,7 +303,7 @@ func printRebuild(out io.Writer, deltas, ns string, ends kadm.ListedOffsets, rea
 			continue
 		}
 		if n == 0 {
-			fmt.Fprintln(w, "  sku\ton hand, live → rebuilt\treserved\tledger entries\t")
+			fmt.Fprintln(w, "  sku\ton hand (live → rebuilt)\treserved\tledger entries\t")
 		}
 		n++
 		note := ""
