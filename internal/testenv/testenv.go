@@ -64,9 +64,30 @@ func unavailable(t testing.TB, service string, err error) {
 var seq atomic.Int64
 
 // Namespace returns a name unique to this test run, usable as a topic
-// prefix, Redis key prefix and (with Database) a ClickHouse database.
+// prefix, Redis key prefix and (with Database) a ClickHouse database. The
+// Redis keys under it are deleted with the test: left behind, every run of
+// the suite grew the developer's Redis by hundreds of thousands of keys,
+// and its AOF rewrites then slowed the benchmarks that share it.
 func Namespace(t testing.TB) string {
-	return fmt.Sprintf("t%d%d_", time.Now().UnixNano()%1e9, seq.Add(1))
+	ns := fmt.Sprintf("t%d%d_", time.Now().UnixNano()%1e9, seq.Add(1))
+	t.Cleanup(func() {
+		rdb := redis.NewClient(&redis.Options{Addr: RedisAddr()})
+		defer rdb.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		iter := rdb.Scan(ctx, 0, ns+"*", 10000).Iterator()
+		var keys []string
+		for iter.Next(ctx) {
+			if keys = append(keys, iter.Val()); len(keys) == 1000 {
+				rdb.Unlink(ctx, keys...)
+				keys = keys[:0]
+			}
+		}
+		if len(keys) > 0 {
+			rdb.Unlink(ctx, keys...)
+		}
+	})
+	return ns
 }
 
 // Kafka returns an admin client on the real broker, closed with the test.
