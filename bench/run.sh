@@ -134,6 +134,8 @@ go build -o bin/latency ./bench/latency
 lat_rate=${BENCH_LATENCY_RATE:-1000}
 bin/latency -url http://127.0.0.1:18080/webhooks/standardwebhooks -rate "$lat_rate" -n $((lat_rate * 10)) 2>"/tmp/${ns}latency.log" || cat "/tmp/${ns}latency.log"
 kill $pid; wait $pid 2>/dev/null || true
+# Its Redis keys go with it: left behind, they slowed every later run.
+redis-cli -p "$redis_port" --scan --pattern "${ns}*" | xargs -r -n 1000 redis-cli -p "$redis_port" unlink >/dev/null
 
 echo; echo "## the ClickHouse sink alone, beside a raw insert of the same rows from Go and ClickHouse's own Kafka engine on an equivalent topic (bench/sink)"
 go build -o bin/sink ./bench/sink
