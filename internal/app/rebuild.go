@@ -35,8 +35,9 @@ import (
 //
 // The stage must be stopped: it is the one writer of the live namespace,
 // and a delta it applied between the read of the log and the switch
-// would be lost. The command refuses while the inventory group has
-// members, and again, before switching, if the group's committed offsets
+// would be lost. The command refuses while the inventory group (or the
+// reconcile stage's, a reader of two keys at once) has members, and
+// again, before switching, if the inventory group's committed offsets
 // moved meanwhile.
 type rebuild struct {
 	inv     inventory.Config
@@ -98,7 +99,10 @@ func (r *rebuild) run(ctx context.Context, s *settings, args []string, out io.Wr
 	}
 	defer cl.Close()
 	group, deltas := s.group("inventory"), s.topics().Deltas
-	if err := r.stopped.check(ctx, cl, group, r.dryRun, out); err != nil {
+	// The reconcile stage reads a SKU's stock and its watermark in two
+	// commands, which a switch between them would make disagree.
+	stopped := []string{group, s.group("reconcile")}
+	if err := r.stopped.check(ctx, cl, stopped, r.dryRun, out); err != nil {
 		return err
 	}
 	committed, err := committedOffsets(ctx, cl, group)
@@ -182,7 +186,7 @@ func (r *rebuild) run(ctx context.Context, s *settings, args []string, out io.Wr
 	}
 
 	// Nothing may have written the live namespace since the log was read.
-	if err := (&stoppedFlags{}).check(ctx, cl, group, false, out); err != nil {
+	if err := (&stoppedFlags{}).check(ctx, cl, stopped, false, out); err != nil {
 		return fmt.Errorf("rebuild: nothing switched: %w", err)
 	}
 	now, err := committedOffsets(ctx, cl, group)

@@ -107,7 +107,7 @@ func (r *replay) run(ctx context.Context, s *settings, args []string, out io.Wri
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	group, topics := resolveGroup(s, r.group)
-	if err := r.stopped.check(ctx, cl, group, r.dryRun, out); err != nil {
+	if err := r.stopped.check(ctx, cl, []string{group}, r.dryRun, out); err != nil {
 		return err
 	}
 	committed, err := adm.FetchOffsets(ctx, group)
@@ -312,52 +312,76 @@ func (f *stoppedFlags) flags(fs *conf.FlagSet) {
 // franz-go's default) learns that it was removed, and it joins again.
 const rejoinWait = 5 * time.Second
 
-// check returns nil when group has no members, after removing those
+// check returns nil when none of groups has members, after removing those
 // f.remove names (only pretending to, in a dry run). Otherwise its error
 // names each member and says how to stop or remove it.
-func (f *stoppedFlags) check(ctx context.Context, cl *kgo.Client, group string, dryRun bool, out io.Writer) error {
-	members, err := groupMembers(ctx, cl, group)
-	if err != nil {
-		return err
-	}
-	if len(f.remove) > 0 {
-		for _, id := range f.remove {
-			i := slices.IndexFunc(members, func(m kadm.DescribedGroupMember) bool { return m.InstanceID != nil && *m.InstanceID == id })
-			if i < 0 {
-				return fmt.Errorf("%s has no member with instance id %s%s", group, id, describeMembers(members))
-			}
-			if dryRun {
-				fmt.Fprintf(out, "dry run: would remove the static member %s from %s\n", id, group)
-				members = slices.Delete(members, i, i+1)
-				continue
-			}
-			// Fenced by the member id seen: an instance restarted since is
-			// alive, and stays.
-			if err := stream.LeaveGroup(ctx, cl, group, id, members[i].MemberID, "shopstream: an operator removed a stopped instance"); err != nil {
-				return fmt.Errorf("remove %s from %s: %w", id, group, err)
-			}
-			fmt.Fprintf(out, "removed the static member %s from %s\n", id, group)
-		}
-		if !dryRun {
-			time.Sleep(rejoinWait)
-			if members, err = groupMembers(ctx, cl, group); err != nil {
+func (f *stoppedFlags) check(ctx context.Context, cl *kgo.Client, groups []string, dryRun bool, out io.Writer) error {
+	members := map[string][]kadm.DescribedGroupMember{}
+	describe := func() error {
+		for _, g := range groups {
+			m, err := groupMembers(ctx, cl, g)
+			if err != nil {
 				return err
 			}
+			members[g] = m
 		}
-	}
-	if len(members) == 0 {
 		return nil
 	}
-	var static []string
-	for _, m := range members {
-		if m.InstanceID != nil {
-			static = append(static, *m.InstanceID)
+	if err := describe(); err != nil {
+		return err
+	}
+	removed := false
+	for _, id := range f.remove {
+		group, i := "", -1
+		for _, g := range groups {
+			if i = slices.IndexFunc(members[g], func(m kadm.DescribedGroupMember) bool { return m.InstanceID != nil && *m.InstanceID == id }); i >= 0 {
+				group = g
+				break
+			}
+		}
+		if group == "" {
+			var all []kadm.DescribedGroupMember
+			for _, g := range groups {
+				all = append(all, members[g]...)
+			}
+			return fmt.Errorf("%s has no member with instance id %s%s", strings.Join(groups, " or "), id, describeMembers(all))
+		}
+		if dryRun {
+			fmt.Fprintf(out, "dry run: would remove the static member %s from %s\n", id, group)
+			members[group] = slices.Delete(members[group], i, i+1)
+			continue
+		}
+		// Fenced by the member id seen: an instance restarted since is
+		// alive, and stays.
+		if err := stream.LeaveGroup(ctx, cl, group, id, members[group][i].MemberID, "shopstream: an operator removed a stopped instance"); err != nil {
+			return fmt.Errorf("remove %s from %s: %w", id, group, err)
+		}
+		fmt.Fprintf(out, "removed the static member %s from %s\n", id, group)
+		removed = true
+	}
+	if removed {
+		time.Sleep(rejoinWait)
+		if err := describe(); err != nil {
+			return err
 		}
 	}
-	msg := fmt.Sprintf("%s has live members; it must be stopped first:%s\n"+
-		"Stop what runs the stage (SIGTERM or Ctrl-C: a stopped stage leaves its group at once). "+
-		"A member whose process was killed stays listed until its session times out (45s) or its instance starts again",
-		group, describeMembers(members))
+	var live, static []string
+	for _, g := range groups {
+		if len(members[g]) == 0 {
+			continue
+		}
+		live = append(live, fmt.Sprintf("%s has live members; it must be stopped first:%s", g, describeMembers(members[g])))
+		for _, m := range members[g] {
+			if m.InstanceID != nil {
+				static = append(static, *m.InstanceID)
+			}
+		}
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	msg := strings.Join(live, "\n") + "\nStop what runs the stage (SIGTERM or Ctrl-C: a stopped stage leaves its group at once). " +
+		"A member whose process was killed stays listed until its session times out (45s) or its instance starts again"
 	if len(static) > 0 {
 		msg += fmt.Sprintf("; once its process is gone, run this again with -remove-member %s", strings.Join(static, ","))
 	}
