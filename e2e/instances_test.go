@@ -126,8 +126,8 @@ func TestTwoInstancesKilledInTurnRedisRestartAndReplay(t *testing.T) {
 		}
 		a.analystViews(map[string]string{
 			"SELECT kind, count() FROM $db.inventory_movements FINAL WHERE status = 'APPLIED' GROUP BY kind ORDER BY kind": "ADJUSTMENT 1\nCOMMIT 30\nRELEASE 15\nRESTOCK 15\nSALE 60",
-			"SELECT units_received, units_sold, units_returned, sell_through FROM $db.sell_through_per_sku":                 "1000 60 30 0.03",
-			"SELECT status_after, count() FROM $db.order_events FINAL GROUP BY status_after ORDER BY status_after":          "CANCELLED 15\nFULFILLED 30\nPAID 60\nREFUNDED 15",
+			"SELECT units_received, units_sold, units_returned, sell_through FROM $db.sell_through_per_sku":                "1000 60 30 0.03",
+			"SELECT status_after, count() FROM $db.order_events FINAL GROUP BY status_after ORDER BY status_after":         "CANCELLED 15\nFULFILLED 30\nPAID 60\nREFUNDED 15",
 		})
 	}
 	check("after the kills and the Redis restart")
