@@ -30,6 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/internal/stream"
+	"github.com/shopstream/shopstream/internal/testenv"
 	"github.com/shopstream/shopstream/internal/stream/middleware"
 	"github.com/shopstream/shopstream/processors/deliveries"
 	"github.com/shopstream/shopstream/processors/inventory"
@@ -121,7 +122,7 @@ func run(stage string, n, skus int, dist string, batch int) error {
 	defer rdb.Close()
 	// Leave nothing behind: keys left by every run grow Redis and its AOF
 	// until a background rewrite lands in the middle of a later benchmark.
-	defer unlinkPrefix(context.Background(), rdb, prefix)
+	defer testenv.UnlinkPrefix(context.Background(), rdb, prefix)
 	counter := &tripCounter{byName: map[string]int64{}}
 	rdb.AddHook(counter)
 
@@ -349,21 +350,6 @@ func (t *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		t.count(cmds...)
 		return next(ctx, cmds)
-	}
-}
-
-// unlinkPrefix deletes every key under prefix, a scan page at a time.
-func unlinkPrefix(ctx context.Context, rdb *redis.Client, prefix string) {
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		if keys = append(keys, iter.Val()); len(keys) == 1000 {
-			rdb.Unlink(ctx, keys...)
-			keys = keys[:0]
-		}
-	}
-	if len(keys) > 0 {
-		rdb.Unlink(ctx, keys...)
 	}
 }
 

@@ -99,19 +99,25 @@ func Namespace(t testing.TB) string {
 		defer rdb.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		iter := rdb.Scan(ctx, 0, ns+"*", 10000).Iterator()
-		var keys []string
-		for iter.Next(ctx) {
-			if keys = append(keys, iter.Val()); len(keys) == 1000 {
-				rdb.Unlink(ctx, keys...)
-				keys = keys[:0]
-			}
-		}
-		if len(keys) > 0 {
-			rdb.Unlink(ctx, keys...)
-		}
+		UnlinkPrefix(ctx, rdb, ns)
 	})
 	return ns
+}
+
+// UnlinkPrefix deletes every key under prefix, a scan page at a time: what
+// a test or a benchmark leaves in the Redis it shares.
+func UnlinkPrefix(ctx context.Context, rdb *redis.Client, prefix string) {
+	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		if keys = append(keys, iter.Val()); len(keys) == 1000 {
+			rdb.Unlink(ctx, keys...)
+			keys = keys[:0]
+		}
+	}
+	if len(keys) > 0 {
+		rdb.Unlink(ctx, keys...)
+	}
 }
 
 // Kafka returns an admin client on the real broker, closed with the test.
