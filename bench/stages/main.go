@@ -30,8 +30,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopstream/shopstream/internal/stream"
-	"github.com/shopstream/shopstream/internal/testenv"
 	"github.com/shopstream/shopstream/internal/stream/middleware"
+	"github.com/shopstream/shopstream/internal/testenv"
 	"github.com/shopstream/shopstream/processors/deliveries"
 	"github.com/shopstream/shopstream/processors/inventory"
 	"github.com/shopstream/shopstream/processors/orders"
