@@ -17,7 +17,7 @@ import (
 // decided before.
 func TestReplayAfterTheHorizonAppliesNothingTwice(t *testing.T) {
 	p := newPipeline(t)
-	p.env = append(p.env, "SHOPSTREAM_INVENTORY_HORIZON=2s")
+	p.env = append(p.env, "SHOPSTREAM_INVENTORY_HORIZON=2s", "SHOPSTREAM_INVENTORY_REVERSIBLE_HORIZON=2s")
 	p.shopstream("stock", "adjust", "-sku", "H", "-qty", "20", "-id", "seed-H")
 	p.start()
 	now := time.Now()

@@ -17,14 +17,30 @@ import (
 // provider's retries (about three days).
 const DefaultHorizon = 7 * 24 * time.Hour
 
+// DefaultReversibleHorizon is how long the outcome of a sale or a commit is
+// remembered: as long as an order's state lives after its last event (the
+// orders stage's 90 days), because a release, a commit or a return names
+// the sale or commit it takes back, and applies only if it finds it
+// applied; forgotten after a week, a refund on day 30 would be refused and
+// its units stay reserved for good.
+const DefaultReversibleHorizon = 90 * 24 * time.Hour
+
+// reversible says whether a delta id names what a later delta may take
+// back: a sale (released, committed) or a commit (returned).
+func reversible(id string) bool {
+	return strings.HasSuffix(id, ":sale") || strings.HasSuffix(id, ":commit")
+}
+
 // Pruned is what one Prune forgot.
 type Pruned struct {
 	SKUs, Outcomes, LedgerEntries int64
 }
 
 // Prune forgets, for every SKU, the outcomes of deltas decided more than
-// horizon before now, and the ledger entries of those that applied, so
-// that the memory of each SKU is bounded by the deltas of one horizon. What
+// horizon before now (reversible before now for sales and commits, which
+// a later delta may take back; at least horizon), and the ledger entries
+// of those that
+// applied, so that the memory of each SKU is bounded. What
 // protects a delta redelivered after its outcome was forgotten is the
 // SKU's watermark: the delta log position of the last delta decided,
 // written in the same script that applies, before which a delta whose id
@@ -33,13 +49,21 @@ type Pruned struct {
 // stage emits its deltas at new positions and is covered by the ids, for
 // which the horizon is as long as the upstream topics keep their records.
 //
+// The watermark is one position: a SKU's deltas are in one partition of
+// the delta log. After partitions are added to it (keys then move), run
+// `shopstream rebuild inventory` before replaying the log from before the
+// change, or the deltas of the old partition whose ids are forgotten would
+// apply again.
+//
 // It takes no lock: each of its steps is one atomic command, an outcome it
 // forgets is one no batch in flight can need (its delta is older than the
-// horizon, so before the watermark), and the ledger is trimmed from its
-// oldest end while the script appends at the other.
-func (s *Store) Prune(ctx context.Context, horizon time.Duration, now time.Time) (Pruned, error) {
+// horizon, so before the watermark), the ledger is trimmed by what was
+// deleted (so two instances pruning at once, or a field a scan returns
+// twice, trim it once), from its oldest end while the script appends at
+// the other.
+func (s *Store) Prune(ctx context.Context, horizon, reversible time.Duration, now time.Time) (Pruned, error) {
 	var total Pruned
-	cutoff := now.Add(-horizon).UnixMilli()
+	cutoff := pruneCutoff{other: now.Add(-max(horizon, 0)).UnixMilli(), reversible: now.Add(-max(horizon, reversible)).UnixMilli()}
 	scan := func(ctx context.Context, rdb redis.Cmdable) error {
 		iter := rdb.Scan(ctx, 0, s.cfg.Prefix+"inv:{*}:applied", 1000).Iterator()
 		for iter.Next(ctx) {
@@ -69,7 +93,9 @@ func (s *Store) Prune(ctx context.Context, horizon time.Duration, now time.Time)
 	return total, nil
 }
 
-func (s *Store) pruneSKU(ctx context.Context, sku string, cutoff int64) (Pruned, error) {
+type pruneCutoff struct{ other, reversible int64 }
+
+func (s *Store) pruneSKU(ctx context.Context, sku string, cutoff pruneCutoff) (Pruned, error) {
 	k := KeysFor(s.cfg.Prefix, sku)
 	var p Pruned
 	var cursor uint64
@@ -78,27 +104,44 @@ func (s *Store) pruneSKU(ctx context.Context, sku string, cutoff int64) (Pruned,
 		if err != nil {
 			return p, err
 		}
-		var old []string
+		var applied, other []string
 		for i := 0; i+1 < len(kv); i += 2 {
 			parts := strings.SplitN(kv[i+1], "|", 4)
 			if len(parts) < 3 {
 				continue
 			}
+			before := cutoff.other
+			if reversible(kv[i]) {
+				before = cutoff.reversible
+			}
 			at, err := strconv.ParseInt(parts[2], 10, 64)
-			if err != nil || at >= cutoff {
+			if err != nil || at >= before {
 				continue
 			}
-			old = append(old, kv[i])
 			if parts[0] == "APPLIED" {
-				p.LedgerEntries++
+				applied = append(applied, kv[i])
+			} else {
+				other = append(other, kv[i])
 			}
 		}
-		if len(old) > 0 {
-			if err := s.rdb.HDel(ctx, k.Applied, old...).Err(); err != nil {
-				return p, err
+		// What HDEL deleted, not what the scan saw, is what this pass
+		// forgot: the ledger is trimmed by it.
+		forget := func(ids []string) (int64, error) {
+			if len(ids) == 0 {
+				return 0, nil
 			}
-			p.Outcomes += int64(len(old))
+			return s.rdb.HDel(ctx, k.Applied, ids...).Result()
 		}
+		n, err := forget(applied)
+		if err != nil {
+			return p, err
+		}
+		m, err := forget(other)
+		if err != nil {
+			return p, err
+		}
+		p.Outcomes += n + m
+		p.LedgerEntries += n
 		if next == 0 {
 			break
 		}

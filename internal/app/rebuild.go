@@ -89,9 +89,12 @@ func (r *rebuild) run(ctx context.Context, s *settings, args []string, out io.Wr
 	if err := r.inv.Stream.Validate(); err != nil {
 		return err
 	}
-	horizon := r.inv.Horizon
+	horizon, reversible := r.inv.Horizon, r.inv.ReversibleHorizon
 	if horizon <= 0 {
 		horizon = stock.DefaultHorizon
+	}
+	if reversible <= 0 {
+		reversible = stock.DefaultReversibleHorizon
 	}
 	cl, err := kgo.NewClient(s.kafka().Options()...)
 	if err != nil {
@@ -158,7 +161,7 @@ func (r *rebuild) run(ctx context.Context, s *settings, args []string, out io.Wr
 			lastPrune = store.at
 		}
 		if store.at.Sub(lastPrune) >= horizon {
-			if _, err := store.store.Prune(ctx, horizon, store.at); err != nil {
+			if _, err := store.store.Prune(ctx, horizon, reversible, store.at); err != nil {
 				return err
 			}
 			lastPrune = store.at
@@ -168,7 +171,7 @@ func (r *rebuild) run(ctx context.Context, s *settings, args []string, out io.Wr
 	if err != nil {
 		return err
 	}
-	if _, err := store.store.Prune(ctx, horizon, time.Now()); err != nil {
+	if _, err := store.store.Prune(ctx, horizon, reversible, time.Now()); err != nil {
 		return err
 	}
 

@@ -26,9 +26,10 @@ type Config struct {
 	// Stock configures the per-SKU store (its key prefix and lock).
 	Stock stock.StoreConfig
 	// Horizon is how long each SKU remembers the outcome of a delta
-	// (stock.Prune). Default stock.DefaultHorizon; 0 from a flag means the
-	// default.
-	Horizon time.Duration
+	// (stock.Prune), and ReversibleHorizon that of a sale or a commit,
+	// which a later delta may take back. Defaults stock.DefaultHorizon and
+	// stock.DefaultReversibleHorizon.
+	Horizon, ReversibleHorizon time.Duration
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -38,6 +39,8 @@ func (c *Config) RegisterFlags(fs *conf.FlagSet) {
 	c.Stream.RegisterFlags(fs, "inventory")
 	fs.Duration(&c.Horizon, "inventory-horizon", stock.DefaultHorizon,
 		"how long each SKU remembers the outcome of a delta; no shorter than what webhooks.raw and orders keep", "SHOPSTREAM_INVENTORY_HORIZON")
+	fs.Duration(&c.ReversibleHorizon, "inventory-reversible-horizon", stock.DefaultReversibleHorizon,
+		"how long each SKU remembers a sale or a commit, which a refund may take back; no shorter than an order's state lives", "SHOPSTREAM_INVENTORY_REVERSIBLE_HORIZON")
 }
 
 // Validate reports what is missing or cannot work.
@@ -45,8 +48,8 @@ func (c *Config) Validate() error {
 	if c.Movements == "" || c.Redis == nil {
 		return errors.New("inventory: Movements and Redis are required")
 	}
-	if c.Horizon < 0 {
-		return errors.New("inventory: the horizon cannot be negative")
+	if c.Horizon < 0 || c.ReversibleHorizon < 0 {
+		return errors.New("inventory: a horizon cannot be negative")
 	}
 	return c.Stream.Validate()
 }
@@ -59,18 +62,21 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Horizon == 0 {
 		cfg.Horizon = stock.DefaultHorizon
 	}
+	if cfg.ReversibleHorizon == 0 {
+		cfg.ReversibleHorizon = stock.DefaultReversibleHorizon
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	store := stock.NewStore(cfg.Redis, cfg.Stock)
-	go prune(ctx, store, cfg.Horizon, cfg.Logger)
+	go prune(ctx, store, cfg.Horizon, cfg.ReversibleHorizon, cfg.Logger)
 	return stream.Transform(ctx, cfg.Stream, NewProcessor(store, cfg.Movements))
 }
 
 // prune forgets what is older than the horizon, a 24th of it at a time (an
 // hour for a week), until ctx is done. Every instance prunes: the work is
 // idempotent, and one more pass costs a scan.
-func prune(ctx context.Context, store *stock.Store, horizon time.Duration, log *slog.Logger) {
+func prune(ctx context.Context, store *stock.Store, horizon, reversible time.Duration, log *slog.Logger) {
 	t := time.NewTicker(max(horizon/24, time.Second))
 	defer t.Stop()
 	for {
@@ -78,7 +84,7 @@ func prune(ctx context.Context, store *stock.Store, horizon time.Duration, log *
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			p, err := store.Prune(ctx, horizon, now)
+			p, err := store.Prune(ctx, horizon, reversible, now)
 			switch {
 			case err != nil && ctx.Err() == nil:
 				log.Warn("inventory: prune failed; next time", "err", err)
