@@ -152,8 +152,10 @@ func Step(s *State, e *avro.OrderEvent) (next State, changed bool, t Transition)
 	}
 	switch {
 	// Both the status before and after must be live: an order cancelled
-	// or refunded before it sold never sells, whatever comes after.
-	case next.Paid && len(next.Known) > 0 && cur.SoldBy == "" && !terminal(cur.Status) && !terminal(next.Status):
+	// or refunded before it sold never sells, whatever comes after; nor
+	// does a cancellation or refund itself make it sell, even a stale one
+	// that brings the lines a gateway's payment was waiting for.
+	case next.Paid && len(next.Known) > 0 && cur.SoldBy == "" && !terminal(cur.Status) && !terminal(next.Status) && !terminal(e.Type):
 		next.SoldBy = e.EventID
 		next.Lines = next.Known
 		t = Sale

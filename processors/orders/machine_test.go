@@ -98,6 +98,7 @@ func TestStep(t *testing.T) {
 		{"a gateway's payment stamped before the storefront's last change still sells", []*avro.OrderEvent{ev("e9", avro.OrderCreated, 9), lineless("g2", avro.OrderPaid, 2)},
 			"A:-2/2 B:-1/1", sold},
 		{"a payment after a cancellation of an unsold order sells nothing", []*avro.OrderEvent{ev("e4", avro.OrderCancelled, 4), ev("e6", avro.OrderPaid, 6)}, "", nil},
+		{"a stale cancellation that brings the lines a payment waited for sells nothing", []*avro.OrderEvent{lineless("g2", avro.OrderPaid, 2), ev("e1", avro.OrderCancelled, 1)}, "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
