@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // DefaultHorizon is how long the outcome of each delta is remembered: the
@@ -64,29 +62,20 @@ type Pruned struct {
 func (s *Store) Prune(ctx context.Context, horizon, reversible time.Duration, now time.Time) (Pruned, error) {
 	var total Pruned
 	cutoff := pruneCutoff{other: now.Add(-max(horizon, 0)).UnixMilli(), reversible: now.Add(-max(horizon, reversible)).UnixMilli()}
-	scan := func(ctx context.Context, rdb redis.Cmdable) error {
-		iter := rdb.Scan(ctx, 0, s.cfg.Prefix+"inv:{*}:applied", 1000).Iterator()
-		for iter.Next(ctx) {
-			key := iter.Val()
-			sku := strings.TrimSuffix(strings.TrimPrefix(key, s.cfg.Prefix+"inv:{"), "}:applied")
-			p, err := s.pruneSKU(ctx, sku, cutoff)
-			if err != nil {
-				return err
-			}
-			if p.Outcomes > 0 {
-				total.SKUs++
-				total.Outcomes += p.Outcomes
-				total.LedgerEntries += p.LedgerEntries
-			}
+	head := s.cfg.Prefix + "inv:{"
+	err := scanKeys(ctx, s.rdb, globEscape(head)+"*}:applied", func(key string) error {
+		sku := strings.TrimSuffix(strings.TrimPrefix(key, head), "}:applied")
+		p, err := s.pruneSKU(ctx, sku, cutoff)
+		if err != nil {
+			return err
 		}
-		return iter.Err()
-	}
-	var err error
-	if cluster, ok := s.rdb.(*redis.ClusterClient); ok {
-		err = cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
-	} else {
-		err = scan(ctx, s.rdb)
-	}
+		if p.Outcomes > 0 {
+			total.SKUs++
+			total.Outcomes += p.Outcomes
+			total.LedgerEntries += p.LedgerEntries
+		}
+		return nil
+	})
 	if err != nil {
 		return total, fmt.Errorf("stock: prune: %w", err)
 	}

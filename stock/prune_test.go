@@ -17,7 +17,9 @@ func TestPrunedOutcomesAreCoveredByTheWatermark(t *testing.T) {
 	rdb := testenv.Redis(t)
 	ctx := context.Background()
 	s := NewStore(rdb, StoreConfig{Prefix: testenv.Namespace(t)})
-	day := func(n int) time.Time { return time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(n) * 24 * time.Hour) }
+	day := func(n int) time.Time {
+		return time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(n) * 24 * time.Hour)
+	}
 	deltas := []Delta{
 		{ID: "seed", SKU: "P", Quantity: 10, Position: "2:100"},
 		{ID: "o1:1:sale", SKU: "P", Quantity: -3, Reserved: 3, Position: "2:101"},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -108,22 +109,12 @@ func CopyBackorders(ctx context.Context, rdb redis.Cmdable, from, to string, sku
 func SKUs(ctx context.Context, rdb redis.Cmdable, prefix string) ([]string, error) {
 	head := prefix + "inv:{"
 	seen := map[string]bool{}
-	scan := func(ctx context.Context, c redis.Cmdable) error {
-		iter := c.Scan(ctx, 0, globEscape(head)+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rest := strings.TrimPrefix(iter.Val(), head)
-			if sku, _, ok := strings.Cut(rest, "}:"); ok {
-				seen[sku] = true
-			}
+	err := scanKeys(ctx, rdb, globEscape(head)+"*", func(key string) error {
+		if sku, _, ok := strings.Cut(strings.TrimPrefix(key, head), "}:"); ok {
+			seen[sku] = true
 		}
-		return iter.Err()
-	}
-	var err error
-	if cluster, ok := rdb.(*redis.ClusterClient); ok {
-		err = cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
-	} else {
-		err = scan(ctx, rdb)
-	}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("stock: SKUs under %q: %w", prefix, err)
 	}
@@ -167,6 +158,30 @@ func (s *Store) LedgerLengths(ctx context.Context, skus []string) ([]int64, erro
 		out[i] = c.Val()
 	}
 	return out, nil
+}
+
+// scanKeys calls each with every key that matches pattern, scanning every
+// master of a Redis Cluster (a SCAN on the client would read one node's).
+// The masters are scanned at once, so each is called under a lock: its
+// caller need not be safe for concurrent use.
+func scanKeys(ctx context.Context, rdb redis.Cmdable, pattern string, each func(key string) error) error {
+	var mu sync.Mutex
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			err := each(iter.Val())
+			mu.Unlock()
+			if err != nil {
+				return err
+			}
+		}
+		return iter.Err()
+	}
+	if cluster, ok := rdb.(*redis.ClusterClient); ok {
+		return cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	}
+	return scan(ctx, rdb)
 }
 
 // globEscape escapes what SCAN's MATCH would read as a pattern.
