@@ -181,9 +181,15 @@ func Run(ctx context.Context, cfg Config, p Pipeline, out io.Writer) error {
 
 // settle waits until want distinct movements are in ClickHouse.
 func settle(ctx context.Context, p Pipeline, want uint64, deadline time.Time) error {
+	return await(ctx, p, "SELECT count() FROM "+p.DB+".inventory_movements_final", want, "movements", deadline)
+}
+
+// await polls count, a query of one UInt64, until it reaches want, the
+// pipeline stops, or deadline passes; what names what it counts.
+func await(ctx context.Context, p Pipeline, count string, want uint64, what string, deadline time.Time) error {
 	var got uint64
 	for {
-		if err := p.ClickHouse.QueryRow(ctx, "SELECT count() FROM "+p.DB+".inventory_movements_final").Scan(&got); err != nil {
+		if err := p.ClickHouse.QueryRow(ctx, count).Scan(&got); err != nil {
 			return err
 		}
 		if got >= want {
@@ -195,7 +201,7 @@ func settle(ctx context.Context, p Pipeline, want uint64, deadline time.Time) er
 		case <-time.After(300 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("after the settle timeout only %d of %d movements reached ClickHouse", got, want)
+			return fmt.Errorf("after the settle timeout only %d of %d %s reached ClickHouse", got, want, what)
 		}
 	}
 }
@@ -455,18 +461,8 @@ var AnalystQueries = []struct{ Title, Query string }{
 // printAnalysts waits until the sink has the outcome of every one of the
 // requests sent, then prints every analyst query's answer.
 func printAnalysts(ctx context.Context, out io.Writer, p Pipeline, requests int, deadline time.Time) error {
-	for {
-		var n uint64
-		if err := p.ClickHouse.QueryRow(ctx, "SELECT toUInt64(sum(requests)) FROM "+p.DB+".webhooks_per_provider").Scan(&n); err != nil {
-			return err
-		}
-		if n >= uint64(requests) {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d webhook outcomes reached ClickHouse", n, requests)
-		}
-		time.Sleep(300 * time.Millisecond)
+	if err := await(ctx, p, "SELECT toUInt64(sum(requests)) FROM "+p.DB+".webhooks_per_provider", uint64(requests), "webhook outcomes", deadline); err != nil {
+		return err
 	}
 	for _, q := range AnalystQueries {
 		fmt.Fprintf(out, "\n%s:\n  %s\n", q.Title, q.Query)
