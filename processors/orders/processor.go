@@ -191,11 +191,13 @@ func (p *Processor) HandleRuns(ctx context.Context, runs [][]*kgo.Record) (strea
 	return res, nil
 }
 
+// transitions are the OrderTransition symbols of the machine's transitions.
+var transitions = map[Transition]string{None: avro.TransitionNone, Sale: avro.TransitionSale, Commit: avro.TransitionCommit,
+	SaleCommit: avro.TransitionSaleCommit, Release: avro.TransitionRelease, Restock: avro.TransitionRestock}
+
 // records are the event's decision, then its deltas.
 func (p *Processor) records(e *avro.OrderEvent, d Decision, deltas []avro.InventoryDelta) ([]*kgo.Record, error) {
-	transition := map[Transition]string{None: avro.TransitionNone, Sale: avro.TransitionSale, Commit: avro.TransitionCommit,
-		SaleCommit: avro.TransitionSaleCommit, Release: avro.TransitionRelease, Restock: avro.TransitionRestock}[d.Transition]
-	applied, err := envelope.Record(p.topics.Applied, &avro.OrderApplied{Event: *e, StatusAfter: d.After, Transition: transition,
+	applied, err := envelope.Record(p.topics.Applied, &avro.OrderApplied{Event: *e, StatusAfter: d.After, Transition: transitions[d.Transition],
 		Stale: d.Stale, AppliedAt: time.UnixMilli(d.At).UTC()}, "")
 	if err != nil {
 		return nil, err
