@@ -133,6 +133,12 @@ func TestUnmarshalRejects(t *testing.T) {
 		if err := reg.Unmarshal(data, &InventoryDelta{}); !errors.Is(err, ErrMalformed) {
 			t.Fatalf("%s: err %v, want ErrMalformed", name, err)
 		}
+		// Readers are pooled: the failure must not stay with the reader
+		// and fail the good record decoded after it.
+		var d InventoryDelta
+		if err := reg.Unmarshal(good, &d); err != nil || d.DeltaID != "d" {
+			t.Fatalf("after a %s body: %+v, %v", name, d, err)
+		}
 	}
 }
 
