@@ -60,9 +60,10 @@ func main() {
 		pairs     = flag.Int("pairs", 3, "raw and sink runs, in turn")
 		consumers = flag.Int("kafka-consumers", 1, "kafka_num_consumers of the Kafka engine table")
 		prof      = flag.String("cpuprofile", "", "write a CPU profile of the sink's runs to this file")
+		inFlight  = flag.Int("in-flight", stream.DefaultBatchInFlight, "batches the sink writes at once")
 	)
 	flag.Parse()
-	if err := run(*n, *skus, *batch, *pairs, *consumers, *prof); err != nil {
+	if err := run(*n, *skus, *batch, *pairs, *consumers, *inFlight, *prof); err != nil {
 		fmt.Fprintln(os.Stderr, "sink bench:", err)
 		os.Exit(1)
 	}
@@ -87,7 +88,7 @@ var checked = slices.DeleteFunc(slices.Clone(columns), func(c string) bool {
 	return c == "inserted_at" || c == "inserted_ms" || c == "version"
 })
 
-func run(n, skus, batch, pairs, consumers int, prof string) error {
+func run(n, skus, batch, pairs, consumers, inFlight int, prof string) error {
 	if pairs < 1 {
 		return errors.New("-pairs: at least 1")
 	}
@@ -180,7 +181,7 @@ func run(n, skus, batch, pairs, consumers int, prof string) error {
 		}
 		sinkT, err := sink(ctx, conn, clickhouse.Config{
 			Server: clickhouse.ServerConfig{Addr: chAddr, Schema: clickhouse.SchemaConfig{DB: db}},
-			Stream: stream.BatchConfig{Client: client, Group: db + "_sink", MaxRecords: batch, Linger: clickhouse.DefaultLinger},
+			Stream: stream.BatchConfig{Client: client, Group: db + "_sink", MaxRecords: batch, Linger: clickhouse.DefaultLinger, InFlight: inFlight},
 			Topics: names, Logger: log,
 		}, n)
 		if err != nil {
@@ -194,8 +195,8 @@ func run(n, skus, batch, pairs, consumers int, prof string) error {
 	}
 	fmt.Printf("raw insert: %.0f rows/s (median of %d; %d rows, INSERTs of %d rows, one after another on one connection, decoded beforehand)\n",
 		median(raws), pairs, n, batch)
-	fmt.Printf("sink: %.0f rows/s (median of %d; %d rows from the stage's start, batches of %d, linger %v)\n",
-		median(sinks), pairs, n, batch, clickhouse.DefaultLinger)
+	fmt.Printf("sink: %.0f rows/s (median of %d; %d rows from the stage's start, batches of %d, linger %v, %d in flight)\n",
+		median(sinks), pairs, n, batch, clickhouse.DefaultLinger, inFlight)
 
 	if err := quiesce(ctx, conn); err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -57,7 +58,7 @@ func gatherFrom(t *testing.T, at []time.Duration, max int, linger time.Duration)
 	t.Helper()
 	var logs bytes.Buffer
 	start := time.Now()
-	recs, stop := gather(t.Context(), &arrivals{start: start, at: at}, max, linger, slog.New(slog.NewTextHandler(&logs, nil)))
+	recs, stop := gather(t.Context(), &arrivals{start: start, at: at}, max, linger, nil, slog.New(slog.NewTextHandler(&logs, nil)))
 	elapsed := time.Since(start)
 	if stop {
 		t.Fatal("gather stopped with its context alive")
@@ -98,7 +99,7 @@ func TestGatherWithoutLingerTakesOnePoll(t *testing.T) {
 func TestGatherStopsWithItsContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { time.Sleep(ms(100)); cancel() }()
-	recs, stop := gather(ctx, &arrivals{start: time.Now(), at: []time.Duration{0, time.Hour}}, 100, time.Hour, slog.Default())
+	recs, stop := gather(ctx, &arrivals{start: time.Now(), at: []time.Duration{0, time.Hour}}, 100, time.Hour, nil, slog.Default())
 	if !stop || len(recs) != 1 {
 		t.Fatalf("stop %v with %d records; want a stop with the one record in hand", stop, len(recs))
 	}
@@ -106,7 +107,7 @@ func TestGatherStopsWithItsContext(t *testing.T) {
 	failing := pollFunc(func(context.Context, int) kgo.Fetches {
 		return kgo.Fetches{{Topics: []kgo.FetchTopic{{Topic: "in", Partitions: []kgo.FetchPartition{{Partition: 2, Err: context.DeadlineExceeded}}}}}}
 	})
-	recs, stop = gather(t.Context(), failing, 100, time.Second, slog.New(slog.NewTextHandler(&logs, nil)))
+	recs, stop = gather(t.Context(), failing, 100, time.Second, nil, slog.New(slog.NewTextHandler(&logs, nil)))
 	if stop || len(recs) != 0 || !strings.Contains(logs.String(), "fetch failed") {
 		t.Fatalf("stop %v, %d records, logs %q; want nothing to write and the partition's error logged", stop, len(recs), logs.String())
 	}
@@ -183,5 +184,184 @@ func TestBatchConfigWantsBothMetricsOrNeither(t *testing.T) {
 		Metrics: BatchMetrics{Records: kitprometheus.NewCounter(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "r"}, []string{"topic", "outcome"}))}}
 	if err := c.setDefaults(); err == nil {
 		t.Fatal("a Records without a Duration accepted")
+	}
+}
+
+// feed is a fake batchClient: each poll takes one slice sent on polls, or
+// waits for one or for its context; commits are kept in order.
+type feed struct {
+	polls   chan []*kgo.Record
+	mu      sync.Mutex
+	commits []int64 // the last offset of each commit
+}
+
+func (f *feed) PollRecords(ctx context.Context, _ int) kgo.Fetches {
+	select {
+	case recs := <-f.polls:
+		return kgo.Fetches{{Topics: []kgo.FetchTopic{{Topic: "in", Partitions: []kgo.FetchPartition{{Records: recs}}}}}}
+	case <-ctx.Done():
+		return kgo.NewErrFetch(ctx.Err())
+	}
+}
+
+func (f *feed) CommitRecords(_ context.Context, rs ...*kgo.Record) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.commits = append(f.commits, rs[len(rs)-1].Offset)
+	return nil
+}
+
+func (f *feed) committed() []int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.commits)
+}
+
+func (f *feed) AllowRebalance() {}
+
+func (f *feed) ProduceSync(context.Context, ...*kgo.Record) kgo.ProduceResults { return nil }
+
+func records(from, n int) []*kgo.Record {
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: "in", Offset: int64(from + i)}
+	}
+	return recs
+}
+
+func startLoop(t *testing.T, inFlight int, h BatchHandler) (*feed, context.CancelFunc, <-chan struct{}) {
+	t.Helper()
+	f := &feed{polls: make(chan []*kgo.Record)}
+	cfg := BatchConfig{Group: "g", Inputs: []string{"in"}, MaxRecords: 10, InFlight: inFlight, Backoff: Backoff{Min: time.Millisecond, Max: time.Millisecond}}
+	if err := cfg.setDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		batchLoop{cl: f, cfg: cfg, h: h, log: slog.New(slog.DiscardHandler)}.run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-stopped })
+	return f, cancel, stopped
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("never: %s", what)
+		}
+	}
+}
+
+// The next batch is written while the one before it still is, and a batch
+// written first is committed only after every batch polled before it.
+func TestBatchLoopWritesTheNextBatchWhileCommittingInOrder(t *testing.T) {
+	secondStarted, releaseFirst := make(chan struct{}), make(chan struct{})
+	f, _, _ := startLoop(t, 2, batchFunc(func(_ context.Context, recs []*kgo.Record) ([]Rejection, error) {
+		switch recs[0].Offset {
+		case 0:
+			<-releaseFirst
+		case 10:
+			close(secondStarted)
+		}
+		return nil, nil
+	}))
+	f.polls <- records(0, 10)
+	f.polls <- records(10, 10)
+	select {
+	case <-secondStarted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second batch waited for the first to be written")
+	}
+	time.Sleep(20 * time.Millisecond)
+	if c := f.committed(); len(c) != 0 {
+		t.Fatalf("committed %v before the first batch was written", c)
+	}
+	close(releaseFirst)
+	waitFor(t, "both batches committed, with no more records coming", func() bool { return len(f.committed()) == 2 })
+	if c := f.committed(); !slices.Equal(c, []int64{9, 19}) {
+		t.Fatalf("commits %v, want the first batch's then the second's", c)
+	}
+}
+
+// A failing batch is retried and holds back the commit of every batch
+// after it, which would otherwise name records never written.
+func TestBatchLoopCommitsNothingPastAFailingBatch(t *testing.T) {
+	var mu sync.Mutex
+	failing := true
+	f, _, _ := startLoop(t, 2, batchFunc(func(_ context.Context, recs []*kgo.Record) ([]Rejection, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if recs[0].Offset == 0 && failing {
+			return nil, errors.New("clickhouse down")
+		}
+		return nil, nil
+	}))
+	f.polls <- records(0, 10)
+	f.polls <- records(10, 10)
+	time.Sleep(50 * time.Millisecond)
+	if c := f.committed(); len(c) != 0 {
+		t.Fatalf("committed %v while the first batch failed", c)
+	}
+	mu.Lock()
+	failing = false
+	mu.Unlock()
+	waitFor(t, "both batches committed once the first was written", func() bool { return len(f.committed()) == 2 })
+	if c := f.committed(); !slices.Equal(c, []int64{9, 19}) {
+		t.Fatalf("commits %v, want 9 then 19", c)
+	}
+}
+
+// One in flight writes one batch at a time, as the loop did before it
+// overlapped them.
+func TestBatchLoopWithOneInFlightWritesOneAtATime(t *testing.T) {
+	var mu sync.Mutex
+	busy, overlapped := 0, false
+	f, _, _ := startLoop(t, 1, batchFunc(func(context.Context, []*kgo.Record) ([]Rejection, error) {
+		mu.Lock()
+		busy++
+		overlapped = overlapped || busy > 1
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+		mu.Lock()
+		busy--
+		mu.Unlock()
+		return nil, nil
+	}))
+	for i := range 5 {
+		f.polls <- records(10*i, 10)
+	}
+	waitFor(t, "five commits", func() bool { return len(f.committed()) == 5 })
+	mu.Lock()
+	defer mu.Unlock()
+	if overlapped {
+		t.Fatal("two batches were written at once with InFlight 1")
+	}
+}
+
+// A stopped loop commits nothing it has not written, and returns only
+// after the batches it started have stopped.
+func TestBatchLoopStopsWithoutCommittingWhatIsUnwritten(t *testing.T) {
+	entered, stoppedWriting := make(chan struct{}), make(chan struct{})
+	f, cancel, loopDone := startLoop(t, 2, batchFunc(func(ctx context.Context, recs []*kgo.Record) ([]Rejection, error) {
+		close(entered)
+		<-ctx.Done()
+		time.Sleep(20 * time.Millisecond)
+		close(stoppedWriting)
+		return nil, ctx.Err()
+	}))
+	f.polls <- records(0, 10)
+	<-entered
+	cancel()
+	<-loopDone
+	select {
+	case <-stoppedWriting:
+	default:
+		t.Fatal("the loop returned while a batch was still being written")
+	}
+	if c := f.committed(); len(c) != 0 {
+		t.Fatalf("committed %v of a batch never written", c)
 	}
 }

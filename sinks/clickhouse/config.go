@@ -52,6 +52,11 @@ func (c ServerConfig) Open(ctx context.Context) (driver.Conn, error) {
 		Addr:        []string{c.Addr},
 		DialTimeout: 5 * time.Second,
 		ReadTimeout: 60 * time.Second,
+		// The sink writes a batch's tables at once, on a connection each,
+		// and two batches at once (stream.DefaultBatchInFlight): the
+		// default 10 would make an INSERT wait for another's connection.
+		MaxOpenConns: 32,
+		MaxIdleConns: 16,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse at %s: %w", c.Addr, err)
