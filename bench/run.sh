@@ -139,4 +139,4 @@ redis-cli -p "$redis_port" --scan --pattern "${ns}*" | xargs -r -n 1000 redis-cl
 
 echo; echo "## the ClickHouse sink alone, beside a raw insert of the same rows from Go and ClickHouse's own Kafka engine on an equivalent topic (bench/sink)"
 go build -o bin/sink ./bench/sink
-bin/sink -n "${BENCH_SINK_ROWS:-200000}" 2>/tmp/bench_sink.log || cat /tmp/bench_sink.log
+bin/sink -n "${BENCH_SINK_ROWS:-1000000}" 2>/tmp/bench_sink.log || cat /tmp/bench_sink.log
