@@ -315,11 +315,21 @@ func TestBatchLoopCommitsNothingPastAFailingBatch(t *testing.T) {
 }
 
 // One in flight writes one batch at a time, as the loop did before it
-// overlapped them.
-func TestBatchLoopWithOneInFlightWritesOneAtATime(t *testing.T) {
+// overlapped them; so does any number for batches the linger closed,
+// which are no backlog.
+func TestBatchLoopWritesOneAtATimeWithOneInFlightOrBatchesNotFull(t *testing.T) {
+	for _, tt := range []struct {
+		name           string
+		inFlight, size int
+	}{{"one in flight", 1, 10}, {"not full", 2, 5}} {
+		t.Run(tt.name, func(t *testing.T) { writesOneAtATime(t, tt.inFlight, tt.size) })
+	}
+}
+
+func writesOneAtATime(t *testing.T, inFlight, size int) {
 	var mu sync.Mutex
 	busy, overlapped := 0, false
-	f, _, _ := startLoop(t, 1, batchFunc(func(context.Context, []*kgo.Record) ([]Rejection, error) {
+	f, _, _ := startLoop(t, inFlight, batchFunc(func(context.Context, []*kgo.Record) ([]Rejection, error) {
 		mu.Lock()
 		busy++
 		overlapped = overlapped || busy > 1
@@ -331,13 +341,13 @@ func TestBatchLoopWithOneInFlightWritesOneAtATime(t *testing.T) {
 		return nil, nil
 	}))
 	for i := range 5 {
-		f.polls <- records(10*i, 10)
+		f.polls <- records(size*i, size)
 	}
 	waitFor(t, "five commits", func() bool { return len(f.committed()) == 5 })
 	mu.Lock()
 	defer mu.Unlock()
 	if overlapped {
-		t.Fatal("two batches were written at once with InFlight 1")
+		t.Fatalf("two batches of %d were written at once with InFlight %d", size, inFlight)
 	}
 }
 
