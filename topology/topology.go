@@ -101,6 +101,11 @@ func NamesFor(prefix string) Names {
 	}
 }
 
+// Group is the consumer group of a stage ("deliveries", "orders",
+// "inventory", "reconcile", "clickhouse") under prefix: the name operators
+// pass to replay and a benchmark reads a stage's committed offsets by.
+func Group(prefix, stage string) string { return prefix + "shopstream-" + stage }
+
 // Topic is one topic as it should be.
 type Topic struct {
 	Name              string

@@ -323,7 +323,7 @@ func pollLanded(ctx context.Context, conn driver.Conn, committed func(context.Co
 // movements topic, by partition, for the prefix a `shopstream run` was
 // started with (SHOPSTREAM_PREFIX).
 func sinkCommits(adm *kadm.Client, prefix string) func(context.Context) (map[int32]int64, error) {
-	group, topic := prefix+"shopstream-clickhouse", topology.NamesFor(prefix).Movements
+	group, topic := topology.Group(prefix, "clickhouse"), topology.NamesFor(prefix).Movements
 	return func(ctx context.Context) (map[int32]int64, error) {
 		resp, err := adm.FetchOffsets(ctx, group)
 		if err == nil {

@@ -80,7 +80,7 @@ func (s *settings) redis() *redis.Client { return redis.NewClient(&redis.Options
 
 func (s *settings) topics() topology.Names { return topology.NamesFor(s.prefix) }
 
-func (s *settings) group(stage string) string { return s.prefix + "shopstream-" + stage }
+func (s *settings) group(stage string) string { return topology.Group(s.prefix, stage) }
 
 // transform fills the loop of a transactional stage: its group, input and
 // DLQ, a transactional id that a restarted instance reuses to fence its own
