@@ -321,8 +321,12 @@ func (t timing) rate() float64 { return float64(t.n) / t.total.Seconds() }
 
 // steady is the rate once the first rows were in: a consumer's own start
 // (its connection, joining its group, the first fetch) left out, as the
-// raw insert's clock starts with its connection open.
+// raw insert's clock starts with its connection open. A run whose first
+// look found every row has no such rate, and is its whole run's.
 func (t timing) steady() float64 {
+	if t.first == 0 || t.atFirst >= t.n {
+		return t.rate()
+	}
 	return float64(t.n-t.atFirst) / (t.total - t.first).Seconds()
 }
 
