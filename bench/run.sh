@@ -13,6 +13,13 @@ redis_port=${SHOPSTREAM_REDIS_PORT:-6379}
 # One local broker: topics replicate once.
 export SHOPSTREAM_REPLICATION=${SHOPSTREAM_REPLICATION:-1}
 ch_port=${SHOPSTREAM_CLICKHOUSE_PORT:-9000}
+# drop_topics deletes the topics of a namespace this run made, with the
+# broker's own tool from the local stack: left behind, hundreds of idle
+# partitions slowed the broker for every later run.
+drop_topics() {
+  java -cp "$PWD/.stack/kafka/libs/*" org.apache.kafka.tools.TopicCommand \
+    --bootstrap-server "127.0.0.1:${SHOPSTREAM_KAFKA_PORT:-9092}" --delete --topic "$1.*" >/dev/null 2>&1 || true
+}
 
 echo "# machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "# $(go version)"
@@ -103,6 +110,7 @@ awk -v g="$(accepted <<<"$line")" -v p="$peak" -v o="$over" -v sent="$offered" -
   -v bare="$(sed -n 's/.*, \([0-9]*\) without Retry-After.*/\1/p' <<<"$refused")" \
   'BEGIN { printf "ingest overload at %d/s (2x peak %d/s; the client sent %d/s): goodput %d accepted/s (%.0f%% of peak), %d answered 503 (p99 %s from the send, %s from the intended time; %d without Retry-After), ingest peak RSS %d MB\n", o, p, sent, g, 100*g/p, n, p99s, p99i, bare, r }'
 kill $ingest_pid $naive_pid; wait $ingest_pid $naive_pid 2>/dev/null || true
+drop_topics "$ns_ingest"
 
 echo; echo "## the deliveries and orders stages alone, each from a filled input topic (bench/stages)"
 bin/stages -stage deliveries -n "${BENCH_DELTAS:-100000}" 2>/tmp/stages_deliveries.log || cat /tmp/stages_deliveries.log
@@ -136,6 +144,8 @@ bin/latency -url http://127.0.0.1:18080/webhooks/standardwebhooks -rate "$lat_ra
 kill $pid; wait $pid 2>/dev/null || true
 # Its Redis keys go with it: left behind, they slowed every later run.
 redis-cli -p "$redis_port" --scan --pattern "${ns}*" | xargs -r -n 1000 redis-cli -p "$redis_port" unlink >/dev/null
+drop_topics "$ns"
+clickhouse-client --port "$ch_port" -q "DROP DATABASE IF EXISTS ${ns%_}"
 
 echo; echo "## the ClickHouse sink alone, beside a raw insert of the same rows from Go and ClickHouse's own Kafka engine on an equivalent topic (bench/sink)"
 go build -o bin/sink ./bench/sink
