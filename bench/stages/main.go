@@ -79,6 +79,9 @@ func env(k, def string) string {
 func run(stage string, n, skus int, dist string, batch int) error {
 	if batch == 0 {
 		batch = stream.DefaultMaxPollRecords
+		if stage == "inventory" {
+			batch = inventory.DefaultMaxPollRecords
+		}
 	}
 	draw, err := drawer(dist, skus)
 	if err != nil {

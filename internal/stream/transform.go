@@ -50,13 +50,14 @@ type TransformConfig struct {
 // 28k orders/s at 500 a batch and 46k at 2,000; the inventory stage 16-17k
 // deltas/s at 500, 24-28k at 2,000 and 34k at 5,000, each transaction then
 // open about 150 ms. 2,000 takes most of the gain and keeps a batch's delay
-// to tens of milliseconds.
+// to tens of milliseconds. A stage whose work per batch grows slower than
+// its records may register a larger default (the inventory stage does).
 const DefaultMaxPollRecords = 2000
 
 // RegisterFlags registers the batch size of stage, -<stage>-max-poll-records
-// from SHOPSTREAM_<STAGE>_MAX_POLL_RECORDS.
-func (c *TransformConfig) RegisterFlags(fs *conf.FlagSet, stage string) {
-	fs.Int(&c.MaxPollRecords, stage+"-max-poll-records", DefaultMaxPollRecords,
+// from SHOPSTREAM_<STAGE>_MAX_POLL_RECORDS, def when unset.
+func (c *TransformConfig) RegisterFlags(fs *conf.FlagSet, stage string, def int) {
+	fs.Int(&c.MaxPollRecords, stage+"-max-poll-records", def,
 		"records in one transaction of the "+stage+" stage", "SHOPSTREAM_"+strings.ToUpper(stage)+"_MAX_POLL_RECORDS")
 }
 

@@ -35,7 +35,9 @@ type Config struct {
 }
 
 // RegisterFlags registers the stage's own settings.
-func (c *Config) RegisterFlags(fs *conf.FlagSet) { c.Stream.RegisterFlags(fs, "deliveries") }
+func (c *Config) RegisterFlags(fs *conf.FlagSet) {
+	c.Stream.RegisterFlags(fs, "deliveries", stream.DefaultMaxPollRecords)
+}
 
 // Validate reports what is missing or cannot work.
 func (c *Config) Validate() error {

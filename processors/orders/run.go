@@ -30,7 +30,7 @@ type Config struct {
 
 // RegisterFlags registers the stage's own settings.
 func (c *Config) RegisterFlags(fs *conf.FlagSet) {
-	c.Stream.RegisterFlags(fs, "orders")
+	c.Stream.RegisterFlags(fs, "orders", stream.DefaultMaxPollRecords)
 	fs.Duration(&c.StateTTL, "order-state-ttl", DefaultStateTTL, "how long an order's state outlives its last event; a refund after it finds nothing sold",
 		"SHOPSTREAM_ORDER_STATE_TTL")
 }

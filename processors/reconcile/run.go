@@ -80,7 +80,7 @@ type Config struct {
 
 // RegisterFlags registers the stage's own settings.
 func (c *Config) RegisterFlags(fs *conf.FlagSet) {
-	c.Stream.RegisterFlags(fs, "reconcile")
+	c.Stream.RegisterFlags(fs, "reconcile", stream.DefaultMaxPollRecords)
 	fs.Var(&c.Heal, "reconcile-heal", `SKUs whose drift the reconcile stage corrects with an ADJUSTMENT delta: empty none, "*" every SKU, else comma-separated`,
 		"SHOPSTREAM_RECONCILE_HEAL")
 }
