@@ -17,7 +17,7 @@ ch_port=${SHOPSTREAM_CLICKHOUSE_PORT:-9000}
 # broker's own tool from the local stack: left behind, hundreds of idle
 # partitions slowed the broker for every later run.
 drop_topics() {
-  java -cp "$PWD/.stack/kafka/libs/*" org.apache.kafka.tools.TopicCommand \
+  java -cp "${SHOPSTREAM_STACK_DIR:-$PWD/.stack}/kafka/libs/*" org.apache.kafka.tools.TopicCommand \
     --bootstrap-server "127.0.0.1:${SHOPSTREAM_KAFKA_PORT:-9092}" --delete --topic "$1.*" >/dev/null 2>&1 || true
 }
 
