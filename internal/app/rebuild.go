@@ -142,7 +142,7 @@ func (r *rebuild) run(ctx context.Context, s *settings, args []string, out io.Wr
 		read, rejected int
 		lastPrune      time.Time
 	)
-	ends, err := readLog(ctx, s, []string{deltas}, r.inv.Stream.MaxPollRecords, func(recs []*kgo.Record) error {
+	ends, err := readLog(ctx, s, []string{deltas}, r.inv.BatchSize(), func(recs []*kgo.Record) error {
 		runs := make([][]*kgo.Record, len(recs))
 		for i, rec := range recs {
 			runs[i] = []*kgo.Record{rec}

@@ -49,9 +49,10 @@ type TransformConfig struct {
 // this project's 2-core machine (10,000 SKUs uniform): the orders stage gave
 // 28k orders/s at 500 a batch and 46k at 2,000; the inventory stage 16-17k
 // deltas/s at 500, 24-28k at 2,000 and 34k at 5,000, each transaction then
-// open about 150 ms. 2,000 takes most of the gain and keeps a batch's delay
-// to tens of milliseconds. A stage whose work per batch grows slower than
-// its records may register a larger default (the inventory stage does).
+// open about 150 ms. 2,000 takes most of the orders stage's gain and keeps
+// a batch's delay to tens of milliseconds. The inventory stage, whose Redis
+// work is per SKU and gains more from larger batches, registers its own
+// default (processors/inventory).
 const DefaultMaxPollRecords = 2000
 
 // RegisterFlags registers the batch size of stage, -<stage>-max-poll-records

@@ -124,3 +124,16 @@ func TestABatchIsOneApply(t *testing.T) {
 		t.Fatal("a delta repeated in a batch must re-emit its first movement")
 	}
 }
+
+// The stage and a rebuild read the deltas in batches of one size: the
+// setting when there is one, else the stage's own default, never the
+// other stages' or no bound at all.
+func TestBatchSize(t *testing.T) {
+	for _, c := range []struct{ set, want int }{{0, DefaultMaxPollRecords}, {300, 300}} {
+		cfg := Config{}
+		cfg.Stream.MaxPollRecords = c.set
+		if got := cfg.BatchSize(); got != c.want {
+			t.Errorf("MaxPollRecords %d: a batch of %d, want %d", c.set, got, c.want)
+		}
+	}
+}

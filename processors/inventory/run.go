@@ -17,7 +17,8 @@ import (
 type Config struct {
 	// Stream is the transactional loop over the deltas topic: its client,
 	// group, input, transactional id and middleware, and its tuning
-	// (flags). Required.
+	// (flags); its MaxPollRecords defaults to this stage's own
+	// DefaultMaxPollRecords. Required.
 	Stream stream.TransformConfig
 	// Movements is the topic movements are produced to. Required.
 	Movements string
@@ -55,6 +56,17 @@ func (c *Config) RegisterFlags(fs *conf.FlagSet) {
 		"how long each SKU remembers a sale or a commit, which a refund may take back; no shorter than an order's state lives", "SHOPSTREAM_INVENTORY_REVERSIBLE_HORIZON")
 }
 
+// BatchSize is the deltas the stage applies in one transaction: the
+// Stream's MaxPollRecords, or DefaultMaxPollRecords when that is unset.
+// Whatever else reads the deltas log in batches for this stage's processor
+// (a rebuild) takes the same.
+func (c *Config) BatchSize() int {
+	if c.Stream.MaxPollRecords > 0 {
+		return c.Stream.MaxPollRecords
+	}
+	return DefaultMaxPollRecords
+}
+
 // Validate reports what is missing or cannot work.
 func (c *Config) Validate() error {
 	if c.Movements == "" || c.Redis == nil {
@@ -71,9 +83,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if cfg.Stream.MaxPollRecords == 0 {
-		cfg.Stream.MaxPollRecords = DefaultMaxPollRecords
-	}
+	cfg.Stream.MaxPollRecords = cfg.BatchSize()
 	if cfg.Horizon == 0 {
 		cfg.Horizon = stock.DefaultHorizon
 	}
