@@ -13,13 +13,31 @@ redis_port=${SHOPSTREAM_REDIS_PORT:-6379}
 # One local broker: topics replicate once.
 export SHOPSTREAM_REPLICATION=${SHOPSTREAM_REPLICATION:-1}
 ch_port=${SHOPSTREAM_CLICKHOUSE_PORT:-9000}
-# drop_topics deletes the topics of a namespace this run made, with the
-# broker's own tool from the local stack: left behind, hundreds of idle
-# partitions slowed the broker for every later run.
-drop_topics() {
-  java -cp "${SHOPSTREAM_STACK_DIR:-$PWD/.stack}/kafka/libs/*" org.apache.kafka.tools.TopicCommand \
-    --bootstrap-server "127.0.0.1:${SHOPSTREAM_KAFKA_PORT:-9092}" --delete --topic "$1.*" >/dev/null 2>&1 || true
+# What a run makes goes when its part is done, and when the run ends
+# however it ends: left behind, hundreds of idle partitions slowed the
+# broker for every later run, and Redis keys grew the AOF until a rewrite
+# cut a later run short. pids are the servers this run started; made, the
+# namespaces it made. drop deletes a namespace's Redis keys, its topics
+# (with the broker's own tool from the local stack) and its ClickHouse
+# database, if it has one. The trap takes itself off first: a `wait` in it
+# that a child's exit interrupts made bash run it twice.
+pids=() made=()
+drop() {
+  redis-cli -p "$redis_port" --scan --pattern "$1*" | xargs -r -n 1000 redis-cli -p "$redis_port" unlink >/dev/null
+  java -cp "${SHOPSTREAM_KAFKA_LIBS:-${SHOPSTREAM_STACK_DIR:-$PWD/.stack}/kafka/libs}/*" org.apache.kafka.tools.TopicCommand \
+    --bootstrap-server "127.0.0.1:${SHOPSTREAM_KAFKA_PORT:-9092}" --delete --topic "$1.*" >"/tmp/${1}drop.log" 2>&1 ||
+    echo "bench: the topics $1* were not deleted (/tmp/${1}drop.log)" >&2
+  clickhouse-client --port "$ch_port" -q "DROP DATABASE IF EXISTS ${1%_}" ||
+    echo "bench: the ClickHouse database ${1%_} was not dropped" >&2
+  local left=()
+  for m in "${made[@]}"; do [[ $m == "$1" ]] || left+=("$m"); done
+  made=("${left[@]}")
 }
+stop() {
+  kill "$@" 2>/dev/null || true
+  wait "$@" 2>/dev/null || true
+}
+trap 'trap - EXIT; stop "${pids[@]}"; for m in "${made[@]}"; do drop "$m"; done' EXIT
 
 echo "# machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "# $(go version)"
@@ -49,13 +67,14 @@ echo; echo "## ingest over loopback: bare handler (baseline), then shopstream in
 bin/shopstream loadgen -bare -n "$N" -c "$C"
 go build -o bin/naive ./bench/naive
 ns_ingest="bench_ingest_$(date +%s)_"
+made+=("$ns_ingest")
 SHOPSTREAM_PREFIX=$ns_ingest bin/shopstream topics apply >/dev/null
 SHOPSTREAM_PREFIX=$ns_ingest SHOPSTREAM_LISTEN=127.0.0.1:18081 SHOPSTREAM_LOG_LEVEL=warn SHOPSTREAM_INSTANCE=bench-ingest \
   bin/shopstream ingest 2>"/tmp/${ns_ingest}ingest.log" &
 ingest_pid=$!
 bin/naive -listen 127.0.0.1:18082 -topic "${ns_ingest}webhooks.raw" 2>"/tmp/${ns_ingest}naive.log" &
 naive_pid=$!
-trap 'kill $ingest_pid $naive_pid 2>/dev/null || true' EXIT
+pids+=("$ingest_pid" "$naive_pid")
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18081/healthz >/dev/null && curl -s -o /dev/null http://127.0.0.1:18082/ && break; sleep 0.2; done
 accepted() { sed -n 's/.* \([0-9]*\) accepted\/s.*/\1/p'; }
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -109,8 +128,8 @@ awk -v g="$(accepted <<<"$line")" -v p="$peak" -v o="$over" -v sent="$offered" -
   -v n="$(sed -n 's/.*: \([0-9]*\) answered 503.*/\1/p' <<<"$refused")" \
   -v bare="$(sed -n 's/.*, \([0-9]*\) without Retry-After.*/\1/p' <<<"$refused")" \
   'BEGIN { printf "ingest overload at %d/s (2x peak %d/s; the client sent %d/s): goodput %d accepted/s (%.0f%% of peak), %d answered 503 (p99 %s from the send, %s from the intended time; %d without Retry-After), ingest peak RSS %d MB\n", o, p, sent, g, 100*g/p, n, p99s, p99i, bare, r }'
-kill $ingest_pid $naive_pid; wait $ingest_pid $naive_pid 2>/dev/null || true
-drop_topics "$ns_ingest"
+stop "$ingest_pid" "$naive_pid"
+drop "$ns_ingest"
 
 echo; echo "## the deliveries and orders stages alone, each from a filled input topic (bench/stages)"
 bin/stages -stage deliveries -n "${BENCH_DELTAS:-100000}" 2>/tmp/stages_deliveries.log || cat /tmp/stages_deliveries.log
@@ -118,13 +137,14 @@ bin/stages -stage orders -dist uniform -n "${BENCH_DELTAS:-100000}" 2>/tmp/stage
 
 echo; echo "## shopstream run: every stage in one process, loaded by the same client; then the whole pipeline"
 ns="bench_$(date +%s)_"
+made+=("$ns")
 export SHOPSTREAM_PREFIX=$ns SHOPSTREAM_CLICKHOUSE_DB="${ns%_}" SHOPSTREAM_LISTEN=127.0.0.1:18080
 export SHOPSTREAM_LOG_LEVEL=warn SHOPSTREAM_INSTANCE=bench
 bin/shopstream topics apply >/dev/null
 bin/shopstream migrate >/dev/null
 bin/shopstream run 2>"/tmp/${ns}run.log" &
 pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
+pids+=("$pid")
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18080/healthz >/dev/null && break; sleep 0.2; done
 start=$(date +%s.%N)
 bin/shopstream loadgen -url http://127.0.0.1:18080/webhooks/standardwebhooks -n "$N" -c "$C"
@@ -141,11 +161,8 @@ awk -v n="$got" -v s="$start" -v e="$end" 'BEGIN { printf "pipeline: %.0f webhoo
 go build -o bin/latency ./bench/latency
 lat_rate=${BENCH_LATENCY_RATE:-1000}
 bin/latency -url http://127.0.0.1:18080/webhooks/standardwebhooks -rate "$lat_rate" -n $((lat_rate * 10)) 2>"/tmp/${ns}latency.log" || cat "/tmp/${ns}latency.log"
-kill $pid; wait $pid 2>/dev/null || true
-# Its Redis keys go with it: left behind, they slowed every later run.
-redis-cli -p "$redis_port" --scan --pattern "${ns}*" | xargs -r -n 1000 redis-cli -p "$redis_port" unlink >/dev/null
-drop_topics "$ns"
-clickhouse-client --port "$ch_port" -q "DROP DATABASE IF EXISTS ${ns%_}"
+stop "$pid"
+drop "$ns"
 
 echo; echo "## the ClickHouse sink alone, beside a raw insert of the same rows from Go and ClickHouse's own Kafka engine on an equivalent topic (bench/sink)"
 go build -o bin/sink ./bench/sink
