@@ -156,9 +156,26 @@ services() { # names given, checked, or all
   done
 }
 
+# slow_files says when the stack's folder is on ext4 without a journal:
+# there the kernel skips every inode deleted in the last minutes before it
+# gives a new file one (recently_deleted in fs/ext4/ialloc.c), so creating
+# a file slows to about a millisecond after many deletions, and ClickHouse
+# creates about fifty files a part. It is what made this project's latency
+# benchmark ten times slower in some hours (README, Performance).
+slow_files() {
+  local src
+  src=$(findmnt -n -o SOURCE,FSTYPE --target "$stack" 2>/dev/null) || return 0
+  [[ $src == *" ext4" ]] || return 0
+  src=${src% *}
+  [[ $(cat "/sys/fs/ext4/${src##*/}/journal_task" 2>/dev/null) == "<none>" ]] || return 0
+  log "note: $stack is on ext4 without a journal, where creating files slows after deletions;" \
+    "ClickHouse's inserts slow with it. SHOPSTREAM_STACK_DIR=/dev/shm/shopstream keeps the stack in memory."
+}
+
 up() {
   local s
   mkdir -p "$stack"/{pids,logs,conf,data}
+  slow_files
   install_packages
   for s in $(services "$@"); do "start_$s"; done
   for s in $(services "$@"); do wait_for "$s" "$(logfile "$s")"; done
