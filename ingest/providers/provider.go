@@ -13,8 +13,10 @@ import (
 	stdjson "encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -126,13 +128,31 @@ func jsonError(err error, what string) string {
 	return "not " + what
 }
 
-// hmacSHA256 is the HMAC-SHA256 under secret of parts, one after another:
-// every provider signs this way and differs only in what it signs and how
-// it writes the result.
-func hmacSHA256(secret []byte, parts ...[]byte) []byte {
-	m := hmac.New(sha256.New, secret)
-	for _, p := range parts {
-		m.Write(p)
-	}
-	return m.Sum(nil)
+// Every provider signs with HMAC-SHA256 and differs only in what it signs
+// and how it writes the result: each has a function that writes what it
+// signs into an HMAC state and appends the sum, which a sender calls with
+// hmac.New of its secret and a verifier with a state of its key.
+
+// key is a secret a provider verifies with. It keeps its HMAC states for
+// reuse: hmac.New hashes the secret into two SHA-256 states, allocated each
+// time, which was a third of the time a Standard Webhooks check of a 1 KiB
+// body took.
+type key struct {
+	states sync.Pool
 }
+
+func newKey(secret []byte) *key {
+	k := &key{}
+	k.states.New = func() any { return hmac.New(sha256.New, secret) }
+	return k
+}
+
+// state returns an HMAC state of k, reset, for one signature; release
+// gives it back.
+func (k *key) state() hash.Hash {
+	m := k.states.Get().(hash.Hash)
+	m.Reset()
+	return m
+}
+
+func (k *key) release(m hash.Hash) { k.states.Put(m) }

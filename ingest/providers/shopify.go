@@ -2,9 +2,11 @@ package providers
 
 import (
 	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"net/http"
 	"strconv"
 	"strings"
@@ -27,7 +29,7 @@ import (
 // replayer could drop or rewrite the header anyway. Replays are absorbed by
 // the deduplication of delivery ids and by the order's version.
 type Shopify struct {
-	secrets [][]byte
+	keys []*key
 }
 
 // ShopifyConfig configures Shopify.
@@ -49,10 +51,10 @@ func NewShopify(cfg ShopifyConfig) (*Shopify, error) {
 	p := &Shopify{}
 	for _, s := range cfg.Secrets {
 		if s != "" {
-			p.secrets = append(p.secrets, []byte(s))
+			p.keys = append(p.keys, newKey([]byte(s)))
 		}
 	}
-	if len(p.secrets) == 0 {
+	if len(p.keys) == 0 {
 		return nil, errors.New("shopify: no secret configured")
 	}
 	return p, nil
@@ -69,11 +71,14 @@ func (p *Shopify) SecretHeaders() []string {
 // ShopifySign returns the X-Shopify-Hmac-Sha256 value of body under secret;
 // it is what Shopify computes, used by the demo, the load generator and tests.
 func ShopifySign(secret string, body []byte) string {
-	return base64.StdEncoding.EncodeToString(shopifyMAC([]byte(secret), body))
+	return base64.StdEncoding.EncodeToString(shopifyMAC(hmac.New(sha256.New, []byte(secret)), nil, body))
 }
 
-// shopifyMAC signs the body alone.
-func shopifyMAC(secret, body []byte) []byte { return hmacSHA256(secret, body) }
+// shopifyMAC signs the body alone with m, appended to dst.
+func shopifyMAC(m hash.Hash, dst, body []byte) []byte {
+	m.Write(body)
+	return m.Sum(dst)
+}
 
 // shopifyHeader reads a header in either spelling, webhooks' first.
 func shopifyHeader(h http.Header, name string) string {
@@ -97,8 +102,12 @@ func (p *Shopify) Verify(h http.Header, body []byte, _ time.Time) (Delivery, err
 	if err != nil {
 		return Delivery{}, fmt.Errorf("%w: the HMAC is not base64", ErrInvalidSignature)
 	}
-	for _, secret := range p.secrets {
-		if hmac.Equal(got, shopifyMAC(secret, body)) {
+	var buf [sha256.Size]byte
+	for _, k := range p.keys {
+		m := k.state()
+		want := shopifyMAC(m, buf[:0], body)
+		k.release(m)
+		if hmac.Equal(got, want) {
 			d := Delivery{ID: id, Type: shopifyHeader(h, "Topic")}
 			if at, err := time.Parse(time.RFC3339Nano, shopifyHeader(h, "Triggered-At")); err == nil {
 				d.SignedAt = at

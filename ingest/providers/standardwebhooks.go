@@ -2,9 +2,11 @@ package providers
 
 import (
 	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,7 +21,7 @@ import (
 // entries, so that a sender rotating its secret can send both), over the
 // content "<id>.<timestamp>.<body>".
 type StandardWebhooks struct {
-	secrets   [][]byte
+	keys      []*key
 	tolerance time.Duration
 }
 
@@ -54,7 +56,7 @@ func NewStandardWebhooks(cfg StandardWebhooksConfig) (*StandardWebhooks, error) 
 		if err != nil {
 			return nil, fmt.Errorf("standardwebhooks: secret %d: %w", i+1, err)
 		}
-		p.secrets = append(p.secrets, key)
+		p.keys = append(p.keys, newKey(key))
 	}
 	return p, nil
 }
@@ -78,12 +80,17 @@ func (p *StandardWebhooks) SecretHeaders() []string { return []string{"Webhook-S
 // Sign returns the webhook-signature value for a delivery under secret; it is
 // what a sender computes, used by the demo, the load generator and tests.
 func Sign(secret []byte, id string, ts time.Time, body []byte) string {
-	return "v1," + base64.StdEncoding.EncodeToString(mac(secret, id, strconv.FormatInt(ts.Unix(), 10), body))
+	return "v1," + base64.StdEncoding.EncodeToString(mac(hmac.New(sha256.New, secret), nil, id, strconv.FormatInt(ts.Unix(), 10), body))
 }
 
-// mac signs "<id>.<timestamp>.<body>".
-func mac(secret []byte, id, ts string, body []byte) []byte {
-	return hmacSHA256(secret, []byte(id), []byte{'.'}, []byte(ts), []byte{'.'}, body)
+// mac signs "<id>.<timestamp>.<body>" with m, appended to dst.
+func mac(m hash.Hash, dst []byte, id, ts string, body []byte) []byte {
+	m.Write([]byte(id))
+	m.Write([]byte{'.'})
+	m.Write([]byte(ts))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return m.Sum(dst)
 }
 
 // Verify implements Provider.
@@ -100,8 +107,11 @@ func (p *StandardWebhooks) Verify(h http.Header, body []byte, now time.Time) (De
 	if d := now.Sub(signedAt); d > p.tolerance || d < -p.tolerance {
 		return Delivery{}, fmt.Errorf("%w: signed %s, tolerance %s", ErrStaleTimestamp, signedAt.UTC().Format(time.RFC3339), p.tolerance)
 	}
-	for _, secret := range p.secrets {
-		want := mac(secret, id, ts, body)
+	var buf [sha256.Size]byte
+	for _, k := range p.keys {
+		m := k.state()
+		want := mac(m, buf[:0], id, ts, body)
+		k.release(m)
 		for _, sig := range strings.Fields(sigs) {
 			version, value, ok := strings.Cut(sig, ",")
 			if !ok || version != "v1" {

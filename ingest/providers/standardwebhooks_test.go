@@ -3,8 +3,10 @@ package providers
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,5 +192,46 @@ func TestTheReferenceLibraryAndWeAgree(t *testing.T) {
 	}
 	if err := ref.Verify(append(body, ' '), ours); err == nil {
 		t.Fatal("the reference library accepted a tampered body: the test proves nothing")
+	}
+}
+
+// A key's HMAC states are reused across requests: checks running at once,
+// under either of two secrets during a rotation, must each get their own
+// state and never a sum left by another.
+func TestVerifyConcurrentlyWithReusedStates(t *testing.T) {
+	other := "whsec_" + base64.StdEncoding.EncodeToString([]byte("another secret, rotated in"))
+	p, err := NewStandardWebhooks(StandardWebhooksConfig{Secrets: []string{vecSecret, other}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyOf := func(s string) []byte { k, _ := StandardWebhooksKey(s); return k }
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				body := []byte(fmt.Sprintf(`{"n":%d,"g":%d}`, i, g))
+				secret := []string{vecSecret, other}[i%2]
+				h := http.Header{}
+				h.Set("Webhook-Id", vecID)
+				h.Set("Webhook-Timestamp", vecTS)
+				h.Set("Webhook-Signature", Sign(keyOf(secret), vecID, vecTime, body))
+				if _, err := p.Verify(h, body, vecTime); err != nil {
+					errs <- fmt.Errorf("goroutine %d, delivery %d: a good signature refused: %w", g, i, err)
+					return
+				}
+				if _, err := p.Verify(h, append(body, ' '), vecTime); !errors.Is(err, ErrInvalidSignature) {
+					errs <- fmt.Errorf("goroutine %d, delivery %d: a changed body gave %v, want ErrInvalidSignature", g, i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

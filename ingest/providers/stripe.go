@@ -2,9 +2,11 @@ package providers
 
 import (
 	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"net/http"
 	"strconv"
 	"strings"
@@ -28,7 +30,7 @@ import (
 // no lines, so the events it maps carry none, and the storefront's own
 // events supply them.
 type Stripe struct {
-	secrets   [][]byte
+	keys      []*key
 	tolerance time.Duration
 }
 
@@ -66,7 +68,7 @@ func NewStripe(cfg StripeConfig) (*Stripe, error) {
 		if !strings.HasPrefix(s, "whsec_") || len(s) == len("whsec_") {
 			return nil, fmt.Errorf("stripe: secret %d: not an endpoint signing secret whsec_...", i+1)
 		}
-		p.secrets = append(p.secrets, []byte(s))
+		p.keys = append(p.keys, newKey([]byte(s)))
 	}
 	return p, nil
 }
@@ -85,14 +87,17 @@ func StripeSign(ts time.Time, body []byte, secrets ...string) string {
 	var b strings.Builder
 	b.WriteString("t=" + t)
 	for _, s := range secrets {
-		b.WriteString(",v1=" + hex.EncodeToString(stripeMAC([]byte(s), t, body)))
+		b.WriteString(",v1=" + hex.EncodeToString(stripeMAC(hmac.New(sha256.New, []byte(s)), nil, t, body)))
 	}
 	return b.String()
 }
 
-// stripeMAC signs "<t>.<body>".
-func stripeMAC(secret []byte, ts string, body []byte) []byte {
-	return hmacSHA256(secret, []byte(ts), []byte{'.'}, body)
+// stripeMAC signs "<t>.<body>" with m, appended to dst.
+func stripeMAC(m hash.Hash, dst []byte, ts string, body []byte) []byte {
+	m.Write([]byte(ts))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return m.Sum(dst)
 }
 
 // Verify implements Provider. The body is checked exactly as received;
@@ -156,8 +161,11 @@ func (p *Stripe) Verify(h http.Header, body []byte, now time.Time) (Delivery, er
 }
 
 func (p *Stripe) matches(ts string, body []byte, sigs [][]byte) bool {
-	for _, secret := range p.secrets {
-		want := stripeMAC(secret, ts, body)
+	var buf [sha256.Size]byte
+	for _, k := range p.keys {
+		m := k.state()
+		want := stripeMAC(m, buf[:0], ts, body)
+		k.release(m)
 		for _, sig := range sigs {
 			if hmac.Equal(sig, want) {
 				return true

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"math"
 	"net/http"
 	"strconv"
@@ -26,7 +27,7 @@ import (
 // Webflow sends no delivery id and retries a failed delivery with the same
 // payload, so the id is derived from the payload (webflowDeliveryID).
 type Webflow struct {
-	secrets   [][]byte
+	keys      []*key
 	tolerance time.Duration
 }
 
@@ -54,10 +55,10 @@ func NewWebflow(cfg WebflowConfig) (*Webflow, error) {
 	}
 	for _, s := range cfg.Secrets {
 		if s != "" {
-			p.secrets = append(p.secrets, []byte(s))
+			p.keys = append(p.keys, newKey([]byte(s)))
 		}
 	}
-	if len(p.secrets) == 0 {
+	if len(p.keys) == 0 {
 		return nil, errors.New("webflow: no secret configured")
 	}
 	return p, nil
@@ -77,12 +78,15 @@ func WebflowTimestamp(ts time.Time) string { return strconv.FormatInt(ts.UnixMil
 // under secret; it is what Webflow computes, used by senders in tests, the
 // demo and the load generator.
 func WebflowSign(secret []byte, ts time.Time, body []byte) string {
-	return hex.EncodeToString(webflowMAC(secret, WebflowTimestamp(ts), body))
+	return hex.EncodeToString(webflowMAC(hmac.New(sha256.New, secret), nil, WebflowTimestamp(ts), body))
 }
 
-// webflowMAC signs "<timestamp>:<body>".
-func webflowMAC(secret []byte, ts string, body []byte) []byte {
-	return hmacSHA256(secret, []byte(ts), []byte{':'}, body)
+// webflowMAC signs "<timestamp>:<body>" with m, appended to dst.
+func webflowMAC(m hash.Hash, dst []byte, ts string, body []byte) []byte {
+	m.Write([]byte(ts))
+	m.Write([]byte{':'})
+	m.Write(body)
+	return m.Sum(dst)
 }
 
 // Verify implements Provider. The MAC covers the timestamp header exactly as
@@ -106,8 +110,12 @@ func (p *Webflow) Verify(h http.Header, body []byte, now time.Time) (Delivery, e
 	if err != nil || len(got) != sha256.Size {
 		return Delivery{}, fmt.Errorf("%w: x-webflow-signature is not a hex HMAC-SHA256", ErrInvalidSignature)
 	}
-	for _, secret := range p.secrets {
-		if hmac.Equal(got, webflowMAC(secret, ts, body)) {
+	var buf [sha256.Size]byte
+	for _, k := range p.keys {
+		m := k.state()
+		want := webflowMAC(m, buf[:0], ts, body)
+		k.release(m)
+		if hmac.Equal(got, want) {
 			// Parsing only now is safe: these are Webflow's own bytes,
 			// and nothing parsed decides whether they are.
 			return Delivery{ID: webflowDeliveryID(body, ts), SignedAt: signedAt}, nil
