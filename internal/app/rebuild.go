@@ -89,13 +89,8 @@ func (r *rebuild) run(ctx context.Context, s *settings, args []string, out io.Wr
 	if err := r.inv.Stream.Validate(); err != nil {
 		return err
 	}
-	horizon, reversible := r.inv.Horizon, r.inv.ReversibleHorizon
-	if horizon <= 0 {
-		horizon = stock.DefaultHorizon
-	}
-	if reversible <= 0 {
-		reversible = stock.DefaultReversibleHorizon
-	}
+	inv := r.inv.WithDefaults()
+	horizon, reversible := inv.Horizon, inv.ReversibleHorizon
 	cl, err := kgo.NewClient(s.kafka().Options()...)
 	if err != nil {
 		return err
@@ -142,7 +137,7 @@ func (r *rebuild) run(ctx context.Context, s *settings, args []string, out io.Wr
 		read, rejected int
 		lastPrune      time.Time
 	)
-	ends, err := readLog(ctx, s, []string{deltas}, r.inv.BatchSize(), func(recs []*kgo.Record) error {
+	ends, err := readLog(ctx, s, []string{deltas}, inv.Stream.MaxPollRecords, func(recs []*kgo.Record) error {
 		runs := make([][]*kgo.Record, len(recs))
 		for i, rec := range recs {
 			runs[i] = []*kgo.Record{rec}

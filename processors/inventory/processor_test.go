@@ -132,7 +132,7 @@ func TestBatchSize(t *testing.T) {
 	for _, c := range []struct{ set, want int }{{0, DefaultMaxPollRecords}, {300, 300}} {
 		cfg := Config{}
 		cfg.Stream.MaxPollRecords = c.set
-		if got := cfg.BatchSize(); got != c.want {
+		if got := cfg.WithDefaults().Stream.MaxPollRecords; got != c.want {
 			t.Errorf("MaxPollRecords %d: a batch of %d, want %d", c.set, got, c.want)
 		}
 	}

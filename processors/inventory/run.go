@@ -56,15 +56,24 @@ func (c *Config) RegisterFlags(fs *conf.FlagSet) {
 		"how long each SKU remembers a sale or a commit, which a refund may take back; no shorter than an order's state lives", "SHOPSTREAM_INVENTORY_REVERSIBLE_HORIZON")
 }
 
-// BatchSize is the deltas the stage applies in one transaction: the
-// Stream's MaxPollRecords, or DefaultMaxPollRecords when that is unset.
-// Whatever else reads the deltas log in batches for this stage's processor
-// (a rebuild) takes the same.
-func (c *Config) BatchSize() int {
-	if c.Stream.MaxPollRecords > 0 {
-		return c.Stream.MaxPollRecords
+// WithDefaults returns c with every setting left unset at its default:
+// the batch (DefaultMaxPollRecords), the horizons and the logger. Run
+// starts from it, and so does whatever else drives this stage's processor
+// over the deltas log (a rebuild), so both batch and forget alike.
+func (c Config) WithDefaults() Config {
+	if c.Stream.MaxPollRecords <= 0 {
+		c.Stream.MaxPollRecords = DefaultMaxPollRecords
 	}
-	return DefaultMaxPollRecords
+	if c.Horizon <= 0 {
+		c.Horizon = stock.DefaultHorizon
+	}
+	if c.ReversibleHorizon <= 0 {
+		c.ReversibleHorizon = stock.DefaultReversibleHorizon
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
 }
 
 // Validate reports what is missing or cannot work.
@@ -83,16 +92,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	cfg.Stream.MaxPollRecords = cfg.BatchSize()
-	if cfg.Horizon == 0 {
-		cfg.Horizon = stock.DefaultHorizon
-	}
-	if cfg.ReversibleHorizon == 0 {
-		cfg.ReversibleHorizon = stock.DefaultReversibleHorizon
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg = cfg.WithDefaults()
 	store := stock.NewStore(cfg.Redis, cfg.Stock)
 	go prune(ctx, store, cfg.Horizon, cfg.ReversibleHorizon, cfg.Logger)
 	return stream.Transform(ctx, cfg.Stream, NewProcessor(store, cfg.Movements))
