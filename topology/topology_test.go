@@ -2,6 +2,7 @@ package topology_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -112,35 +113,29 @@ func TestPlanRefusesMoreReplicasThanBrokers(t *testing.T) {
 // the metadata log has it.
 func settled(t *testing.T, adm *kadm.Client, topics []topology.Topic) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		plan, err := topology.Plan(t.Context(), adm, topics)
-		if err == nil && len(plan) == 0 {
-			return
+		if err == nil && len(plan) > 0 {
+			err = fmt.Errorf("a plan after apply still has %v; want nothing to do", plan)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a plan after apply still has %v, %v; want nothing to do", plan, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
 }
 
 // waitConfig waits until topic's described configs say key is value.
 func waitConfig(t *testing.T, adm *kadm.Client, topic, key, value string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		rc, err := adm.DescribeTopicConfigs(t.Context(), topic)
-		if err == nil {
-			if c, err := rc.On(topic, nil); err == nil && hasConfig(c.Configs, key, value) {
-				return
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s never read back as %s (last error %v)", topic, key, value, err)
+		c, err := rc.On(topic, nil)
+		if err == nil && !hasConfig(c.Configs, key, value) {
+			err = fmt.Errorf("%s: %s does not read back as %s yet", topic, key, value)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
 }
 
 func hasConfig(cs []kadm.Config, key, value string) bool {
