@@ -37,8 +37,7 @@ type Pruned struct {
 // Prune forgets, for every SKU, the outcomes of deltas decided more than
 // horizon before now (reversible before now for sales and commits, which
 // a later delta may take back; at least horizon), and the ledger entries
-// of those that
-// applied, so that the memory of each SKU is bounded. What
+// of those that applied, so that the memory of each SKU is bounded. What
 // protects a delta redelivered after its outcome was forgotten is the
 // SKU's watermark: the delta log position of the last delta decided,
 // written in the same script that applies, before which a delta whose id

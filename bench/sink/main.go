@@ -309,7 +309,6 @@ func jsonRecords(topic string, rows [][]any) []*kgo.Record {
 	return recs
 }
 
-// timing is how long a writer took over n rows, and when the first was in.
 // timing is a run's rows and time; for a consumer, also when its first
 // rows were in and how many (atFirst).
 type timing struct {
