@@ -160,7 +160,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 	client := &fasthttp.HostClient{Addr: target.Host,
 		MaxConns: cfg.Concurrency, MaxConnWaitTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,
-		NoDefaultUserAgentHeader: true}
+		NoDefaultUserAgentHeader: true,
+		// fasthttp gives up a connect after 3 s; thousands of connections
+		// opened at once to an overloaded server may wait longer in its
+		// accept queue, and then they are its latency, not a failure.
+		Dial: func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, 30*time.Second) }}
 	var mu sync.Mutex
 	latencies := make([]time.Duration, 0, cfg.Requests)
 	statuses := map[int]int{}
@@ -193,7 +197,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 				req.Header.Add(k, v)
 			}
 		}
-		req.SetBody(body)
+		req.SetBodyRaw(body)
 		prepared[i] = req
 	}
 	// send sends webhook i and records its latency from intended, the time
