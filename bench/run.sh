@@ -137,23 +137,38 @@ awk -v g="$(accepted <<<"$line")" -v p="$peak" -v o="$over" -v sent="$offered" -
 # them the more it sends, and an overload figure then says as much about
 # the client as about ingest. The peak is remeasured under the same split.
 kafka_pid=$(cat "${SHOPSTREAM_STACK_DIR:-$PWD/.stack}/pids/kafka.pid" 2>/dev/null || true)
-if (( $(nproc) >= 2 )) && command -v taskset >/dev/null && [[ -n $kafka_pid ]] && kill -0 "$kafka_pid" 2>/dev/null; then
-  unpin() { taskset -a -p -c "0-$(( $(nproc) - 1 ))" "$kafka_pid" >/dev/null 2>&1 || true; }
-  taskset -a -p -c 1 "$kafka_pid" >/dev/null && taskset -a -p -c 1 "$ingest_pid" >/dev/null
-  pinned_peak=0
-  for _ in 1 2 3; do
-    a=$(taskset -c 0 bin/shopstream loadgen -url http://127.0.0.1:18081/webhooks/standardwebhooks -n "$NI" -c 128 | accepted)
-    (( a > pinned_peak )) && pinned_peak=$a
-  done
-  over=$((2 * pinned_peak))
-  line=$(taskset -c 0 bin/shopstream loadgen -url http://127.0.0.1:18081/webhooks/standardwebhooks -rate "$over" -n $((over * 5)) -c 4096)
-  unpin
-  echo "$line"
-  refused=$(grep 'answered 503' <<<"$line" || true)
-  awk -v g="$(accepted <<<"$line")" -v p="$pinned_peak" -v o="$over" \
-    -v sent="$(sed -n 's/.*: \([0-9]*\)\/s, [0-9]* accepted\/s.*/\1/p' <<<"$line")" \
-    -v p99s="$(sed -n 's/.* p99 \([^ ]*\) from the send.*/\1/p' <<<"$refused")" \
-    'BEGIN { printf "ingest overload, client on core 0, ingest and broker on core 1, at %d/s (2x that split'"'"'s peak %d/s; the client sent %d/s): goodput %d accepted/s (%.0f%% of peak), 503 p99 %s from the send\n", o, p, sent, g, 100*g/p, p99s }'
+if (( $(nproc) < 2 )) || ! command -v taskset >/dev/null || [[ -z $kafka_pid ]] || ! kill -0 "$kafka_pid" 2>/dev/null; then
+  echo "bench: overload with the client on its own core skipped (needs two cores, taskset and the local stack's broker)" >&2
+else
+  kafka_cpus=$(taskset -c -p "$kafka_pid" | awk '{print $NF}')
+  unpin() {
+    taskset -a -c -p "$kafka_cpus" "$kafka_pid" >/dev/null ||
+      echo "bench: the broker (pid $kafka_pid) may still be pinned to core 1; give it back: taskset -a -c -p $kafka_cpus $kafka_pid" >&2
+  }
+  if ! { taskset -a -c -p 1 "$kafka_pid" >/dev/null && taskset -a -c -p 1 "$ingest_pid" >/dev/null; }; then
+    unpin
+    echo "bench: could not pin the broker and ingest to core 1; overload with the client on its own core skipped" >&2
+  else
+    pinned_peak=0
+    for _ in 1 2 3; do
+      a=$(taskset -c 0 bin/shopstream loadgen -url http://127.0.0.1:18081/webhooks/standardwebhooks -n "$NI" -c 128 | accepted)
+      (( ${a:-0} > pinned_peak )) && pinned_peak=$a
+    done
+    if (( pinned_peak == 0 )); then
+      unpin
+      echo "bench: no peak with the client on its own core; its overload skipped" >&2
+    else
+      over=$((2 * pinned_peak))
+      line=$(taskset -c 0 bin/shopstream loadgen -url http://127.0.0.1:18081/webhooks/standardwebhooks -rate "$over" -n $((over * 5)) -c 4096)
+      unpin
+      echo "$line"
+      refused=$(grep 'answered 503' <<<"$line" || true)
+      awk -v g="$(accepted <<<"$line")" -v p="$pinned_peak" -v o="$over" \
+        -v sent="$(sed -n 's/.*: \([0-9]*\)\/s, [0-9]* accepted\/s.*/\1/p' <<<"$line")" \
+        -v p99s="$(sed -n 's/.* p99 \([^ ]*\) from the send.*/\1/p' <<<"$refused")" \
+        'BEGIN { printf "ingest overload, client on core 0, ingest and broker on core 1, at %d/s (2x that split'"'"'s peak %d/s; the client sent %d/s): goodput %d accepted/s (%.0f%% of peak), 503 p99 %s from the send\n", o, p, sent, g, 100*g/p, p99s }'
+    fi
+  fi
 fi
 stop "$ingest_pid" "$naive_pid"
 drop "$ns_ingest"
