@@ -69,3 +69,34 @@ func BenchmarkBareHandler(b *testing.B) {
 		h.ServeHTTP(w, newReq())
 	}
 }
+
+// blockingProducer never answers, so the webhooks it is given hold their
+// slots; it says on called when it has one.
+type blockingProducer struct{ called chan struct{} }
+
+func (p blockingProducer) Produce(context.Context, *kgo.Record, func(*kgo.Record, error)) {
+	p.called <- struct{}{}
+}
+
+// BenchmarkRefusal is what a webhook refused for overload costs the handler
+// (every slot held): under overload most requests take this path, and the
+// share of the peak still accepted depends on its cost against an
+// acceptance's.
+func BenchmarkRefusal(b *testing.B) {
+	p, _ := providers.NewStandardWebhooks(providers.StandardWebhooksConfig{Secrets: []string{testSecret}})
+	prod := blockingProducer{called: make(chan struct{}, 1)}
+	h, _ := NewHandler(HandlerConfig{Providers: []providers.Provider{p}, Producer: prod, MaxInFlight: 1,
+		ProduceTimeout: time.Hour, Now: func() time.Time { return time.Unix(1795521600, 0) }})
+	newReq := benchRequest(b, paidBody)
+	go h.ServeHTTP(httptest.NewRecorder(), newReq())
+	<-prod.called
+	req := newReq()
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusServiceUnavailable {
+			b.Fatal(w.Code, w.Body.String())
+		}
+	}
+}
