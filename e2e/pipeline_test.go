@@ -70,8 +70,27 @@ type pipeline struct {
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
-	logs   *bytes.Buffer
+	logs   *lockedBuffer
 	exited chan struct{}
+}
+
+// lockedBuffer is the process's output: os/exec copies into it on a
+// goroutine of its own while a test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // services are what a pipeline runs on: the shared stack unless a test
@@ -140,7 +159,7 @@ func (p *pipeline) shopstream(args ...string) string {
 func (p *pipeline) start() {
 	p.t.Helper()
 	p.mu.Lock()
-	p.logs = &bytes.Buffer{}
+	p.logs = &lockedBuffer{}
 	p.cmd = exec.Command(binary, "run")
 	p.cmd.Env = p.env
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
