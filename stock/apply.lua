@@ -54,13 +54,6 @@ local function push(cmd, key, values)
   end
 end
 
--- each runs cmd over values in slices of whole pairs (slice is even).
-local function each(cmd, values)
-  for i = 1, #values, slice do
-    redis.call(cmd, unpack(values, i, math.min(i + slice - 1, #values)))
-  end
-end
-
 -- position splits "partition:offset".
 local function position(p)
   local part, off = string.match(p, '^(%d+):(%d+)$')
@@ -70,12 +63,6 @@ end
 local at = ARGV[1]
 local out = {}
 local a = 2
--- The stock, reserved units and watermark every SKU ends at, and the locks
--- to free, written once for the whole call: a redis.call costs about as
--- much again as the command it runs, and one MSET and one DEL replace up
--- to four calls a SKU. The script is atomic, and each SKU is in a call
--- once, so nothing reads them in between.
-local finals, locks = {}, {}
 for k = 1, #KEYS, 7 do
   local token, first = ARGV[a], a + 2
   a = first + 5 * tonumber(ARGV[a + 1])
@@ -138,27 +125,33 @@ for k = 1, #KEYS, 7 do
       end
       res[#res + 1] = outcome
     end
+    -- Redis keeps what a failed script wrote, so what can fail (a key of
+    -- the wrong type) goes first and the stock last: a SKU is then either
+    -- whole or unchanged, where a stock changed before its outcomes were
+    -- recorded would be changed again by the retry.
     if applied then
-      finals[#finals + 1] = KEYS[k]
-      finals[#finals + 1] = stock
-      if netReserved ~= 0 then
-        finals[#finals + 1] = KEYS[k + 5]
-        finals[#finals + 1] = reserved
-      end
       push('RPUSH', KEYS[k + 2], ledger)
     end
     push('HSET', KEYS[k + 1], decided)
+    local final = {}
+    if applied then
+      final[1], final[2] = KEYS[k], stock
+      if netReserved ~= 0 then
+        final[3], final[4] = KEYS[k + 5], reserved
+      end
+    end
     if last then
       local part, off = position(last)
       if part ~= wmPart or off > wmOff then
-        finals[#finals + 1] = KEYS[k + 6]
-        finals[#finals + 1] = last
+        final[#final + 1] = KEYS[k + 6]
+        final[#final + 1] = last
       end
     end
-    locks[#locks + 1] = KEYS[k + 4]
+    if #final > 0 then
+      redis.call('MSET', unpack(final))
+    end
+    redis.call('DEL', KEYS[k + 4])
     out[#out + 1] = res
   end
 end
-each('MSET', finals)
-each('DEL', locks)
 return out

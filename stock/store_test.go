@@ -506,3 +506,58 @@ func TestReservations(t *testing.T) {
 		t.Fatalf("release of an old sale: %s, %+v", out.Status, l[0])
 	}
 }
+
+// A script call that fails part-way leaves every SKU before the failure
+// whole: its stock, ledger and outcomes all changed, so the retry of the
+// batch finds its deltas decided and the stock they left, and applies
+// only the rest.
+func TestFailureInACallLeavesEarlierSKUsWhole(t *testing.T) {
+	rdb := testenv.Redis(t)
+	ctx := context.Background()
+	prefix := testenv.Namespace(t)
+	s := NewStore(rdb, StoreConfig{Prefix: prefix})
+	runs := []Run{
+		{SKU: "A", Deltas: []Delta{{ID: "a1", SKU: "A", Quantity: 5}, {ID: "a2", SKU: "A", Quantity: -2}}},
+		{SKU: "B", Deltas: []Delta{{ID: "b1", SKU: "B", Quantity: 7}}},
+	}
+	if calls := s.calls(runs); len(calls) != 1 {
+		t.Fatalf("the runs went into %d calls; the test needs them in one", len(calls))
+	}
+	// B's ledger is a string, so the call fails at B's RPUSH, after A.
+	if err := rdb.Set(ctx, KeysFor(prefix, "B").Ledger, "not a list", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ApplyRuns(ctx, runs, time.Now()); err == nil {
+		t.Fatal("the call applied with B's ledger of the wrong type")
+	}
+	if v, _ := s.Stock(ctx, "A"); v != 3 {
+		t.Fatalf("A's stock %d after the failed call, want 3: A came before the failure", v)
+	}
+	if v, _ := s.Stock(ctx, "B"); v != 0 {
+		t.Fatalf("B's stock %d after the failed call, want 0", v)
+	}
+	for _, sku := range []string{"A", "B"} {
+		if n, _ := rdb.Exists(ctx, KeysFor(prefix, sku).Lock).Result(); n != 0 {
+			t.Fatalf("%s's lock is still held after the failed call", sku)
+		}
+	}
+	if err := rdb.Del(ctx, KeysFor(prefix, "B").Ledger).Err(); err != nil {
+		t.Fatal(err)
+	}
+	outs, err := s.ApplyRuns(ctx, runs, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !outs[0][0].Duplicate || !outs[0][1].Duplicate || outs[0][1].StockAfter != 3 {
+		t.Fatalf("A's deltas on the retry: %+v, want both seen before, stock after 3", outs[0])
+	}
+	if outs[1][0].Duplicate || outs[1][0].StockAfter != 7 {
+		t.Fatalf("B's delta on the retry: %+v, want applied now, stock after 7", outs[1][0])
+	}
+	if v, _ := s.Stock(ctx, "A"); v != 3 {
+		t.Fatalf("A's stock %d, want 3: each delta once", v)
+	}
+	if l, _ := s.Ledger(ctx, "A"); len(l) != 2 {
+		t.Fatalf("A's ledger %v, want 2 entries", l)
+	}
+}
