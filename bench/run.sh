@@ -80,6 +80,10 @@ naive_pid=$!
 pids+=("$ingest_pid" "$naive_pid")
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18081/healthz >/dev/null && curl -s -o /dev/null http://127.0.0.1:18082/ && break; sleep 0.2; done
 accepted() { sed -n 's/.* \([0-9]*\) accepted\/s.*/\1/p'; }
+# sent reads the rate the client sent at from its summary line; sent_p99,
+# from its line of refusals, their p99 from the send.
+sent() { sed -n 's/.*: \([0-9]*\)\/s, [0-9]* accepted\/s.*/\1/p'; }
+sent_p99() { sed -n 's/.* p99 \([^ ]*\) from the send.*/\1/p'; }
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # A warm-up of each, then naive and ingest in turn, pair by pair: the median
 # of the pairs' ratios holds when this machine's speed drifts between runs.
@@ -124,10 +128,9 @@ line=$(bin/shopstream loadgen -url http://127.0.0.1:18081/webhooks/standardwebho
 echo "$line"
 refused=$(grep 'answered 503' <<<"$line" || true)
 rss=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$ingest_pid/status")
-offered=$(sed -n 's/.*: \([0-9]*\)\/s, [0-9]* accepted\/s.*/\1/p' <<<"$line")
-awk -v g="$(accepted <<<"$line")" -v p="$peak" -v o="$over" -v sent="$offered" -v r="$rss" \
+awk -v g="$(accepted <<<"$line")" -v p="$peak" -v o="$over" -v sent="$(sent <<<"$line")" -v r="$rss" \
   -v p99i="$(sed -n 's/.* p99 \([^ ]*\) max .* from the intended.*/\1/p' <<<"$refused")" \
-  -v p99s="$(sed -n 's/.* p99 \([^ ]*\) from the send.*/\1/p' <<<"$refused")" \
+  -v p99s="$(sent_p99 <<<"$refused")" \
   -v n="$(sed -n 's/.*: \([0-9]*\) answered 503.*/\1/p' <<<"$refused")" \
   -v bare="$(sed -n 's/.*, \([0-9]*\) without Retry-After.*/\1/p' <<<"$refused")" \
   'BEGIN { printf "ingest overload at %d/s (2x peak %d/s; the client sent %d/s): goodput %d accepted/s (%.0f%% of peak), %d answered 503 (p99 %s from the send, %s from the intended time; %d without Retry-After), ingest peak RSS %d MB\n", o, p, sent, g, 100*g/p, n, p99s, p99i, bare, r }'
@@ -164,8 +167,7 @@ else
       echo "$line"
       refused=$(grep 'answered 503' <<<"$line" || true)
       awk -v g="$(accepted <<<"$line")" -v p="$pinned_peak" -v o="$over" \
-        -v sent="$(sed -n 's/.*: \([0-9]*\)\/s, [0-9]* accepted\/s.*/\1/p' <<<"$line")" \
-        -v p99s="$(sed -n 's/.* p99 \([^ ]*\) from the send.*/\1/p' <<<"$refused")" \
+        -v sent="$(sent <<<"$line")" -v p99s="$(sent_p99 <<<"$refused")" \
         'BEGIN { printf "ingest overload, client on core 0, ingest and broker on core 1, at %d/s (2x that split'"'"'s peak %d/s; the client sent %d/s): goodput %d accepted/s (%.0f%% of peak), 503 p99 %s from the send\n", o, p, sent, g, 100*g/p, p99s }'
     fi
   fi
