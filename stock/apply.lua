@@ -128,18 +128,17 @@ for k = 1, #KEYS, 7 do
     -- Redis keeps what a failed script wrote, so what can fail (a key of
     -- the wrong type) goes first and the stock last: a SKU is then either
     -- whole or unchanged, where a stock changed before its outcomes were
-    -- recorded would be changed again by the retry.
-    if applied then
-      push('RPUSH', KEYS[k + 2], ledger)
-    end
-    push('HSET', KEYS[k + 1], decided)
+    -- recorded would be changed again by the retry. final gathers the
+    -- stock, reserved units and watermark for that last write, one MSET.
     local final = {}
     if applied then
+      push('RPUSH', KEYS[k + 2], ledger)
       final[1], final[2] = KEYS[k], stock
       if netReserved ~= 0 then
         final[3], final[4] = KEYS[k + 5], reserved
       end
     end
+    push('HSET', KEYS[k + 1], decided)
     if last then
       local part, off = position(last)
       if part ~= wmPart or off > wmOff then
