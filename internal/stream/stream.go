@@ -47,6 +47,19 @@ func (c *ClientConfig) setDefaults() {
 	}
 }
 
+// MetadataMinAge is the shortest time between two metadata requests of a
+// client. franz-go retries a produce that failed with a retriable error only
+// after a metadata refresh, and its default of 5s between refreshes made that
+// retry wait up to 5s. With transactions (Kafka 4's transaction version 2), a
+// stage's first produce of a transaction is answered
+// CONCURRENT_TRANSACTIONS now and then while the broker still writes the
+// previous transaction's markers: the stage then stood still for up to 5s
+// with its transaction open, and every read_committed stage downstream of
+// it with it. In make bench's pipeline that happened in most runs (20,000
+// webhooks took 8-13s where ingest took them in 2.5-5s). 100ms is the Java
+// client's retry.backoff.ms; a refresh is one small request to the broker.
+const MetadataMinAge = 100 * time.Millisecond
+
 // Options returns the kgo options of c.
 func (c ClientConfig) Options() []kgo.Opt {
 	c.setDefaults()
@@ -54,6 +67,7 @@ func (c ClientConfig) Options() []kgo.Opt {
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID(c.ClientID),
 		kgo.WithLogger(slogLogger{c.Logger}),
+		kgo.MetadataMinAge(MetadataMinAge),
 	}
 }
 

@@ -97,3 +97,16 @@ func TestDeadLettersPassOverADeadLetter(t *testing.T) {
 		t.Fatalf("dead letters %+v", dead)
 	}
 }
+
+// A produce retry waits for a metadata refresh; every client of
+// ClientConfig must refresh within MetadataMinAge, not franz-go's 5s.
+func TestClientsRefreshMetadataSoonAfterAnError(t *testing.T) {
+	cl, err := ClientConfig{}.Producer(time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if got := cl.OptValue(kgo.MetadataMinAge); got != MetadataMinAge {
+		t.Fatalf("metadata min age %v, want %v", got, MetadataMinAge)
+	}
+}
