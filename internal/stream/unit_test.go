@@ -110,3 +110,19 @@ func TestClientsRefreshMetadataSoonAfterAnError(t *testing.T) {
 		t.Fatalf("metadata min age %v, want %v", got, MetadataMinAge)
 	}
 }
+
+// Every group consumer fetches in batches, and waits for one no longer
+// than FetchMaxWait.
+func TestConsumersFetchInBatches(t *testing.T) {
+	cl, err := kgo.NewClient(append(ClientConfig{}.Options(), ConsumerOptions("g", "t")...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if got := cl.OptValue(kgo.FetchMinBytes); got != int32(FetchMinBytes) {
+		t.Fatalf("fetch min bytes %v, want %d", got, FetchMinBytes)
+	}
+	if got := cl.OptValue(kgo.FetchMaxWait); got != FetchMaxWait {
+		t.Fatalf("fetch max wait %v, want %v", got, FetchMaxWait)
+	}
+}
