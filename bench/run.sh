@@ -40,6 +40,29 @@ stop() {
 }
 # unpin gives back the cores a part pinned the broker to (the overload part).
 unpin() { :; }
+# fs_create prints what creating one empty file costs in a folder, in µs.
+# The development machine's disk is ext4 without a journal, where creating
+# a file skips every inode deleted in the last minutes, and ClickHouse
+# creates a folder of files for every part it inserts or merges: the
+# pipeline's figures move with this cost, so each is printed beside it. The
+# probe's own 200 files are few against a dropped database's thousands.
+fs_create() {
+  local d t0 t1
+  d=$(mktemp -d "$1/.bench-fs.XXXXXX") || return 0
+  t0=$(date +%s%N)
+  for i in $(seq 1 200); do : >"$d/$i"; done
+  t1=$(date +%s%N)
+  rm -rf "$d"
+  echo $(((t1 - t0) / 200000))
+}
+fs_line() {
+  local data=${SHOPSTREAM_STACK_DIR:-$PWD/.stack}/data/clickhouse
+  if [[ -d $data ]]; then
+    echo "filesystem: creating a file takes $(fs_create "$data") µs where ClickHouse keeps its parts ($(df --output=fstype "$data" | tail -1)), $(fs_create /dev/shm) µs on tmpfs"
+  else
+    echo "filesystem: $data is not there (a stack not from make up); not measured"
+  fi
+}
 trap 'trap - EXIT; unpin; stop "${pids[@]}"; for m in "${made[@]}"; do drop "$m"; done' EXIT
 
 echo "# machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
@@ -190,6 +213,7 @@ bin/shopstream run 2>"/tmp/${ns}run.log" &
 pid=$!
 pids+=("$pid")
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18080/healthz >/dev/null && break; sleep 0.2; done
+fs_line
 start=$(date +%s.%N)
 bin/shopstream loadgen -url http://127.0.0.1:18080/webhooks/standardwebhooks -n "$N" -c "$C"
 
@@ -204,6 +228,7 @@ awk -v n="$got" -v s="$start" -v e="$end" 'BEGIN { printf "pipeline: %.0f webhoo
 # now idle (bench/latency).
 go build -o bin/latency ./bench/latency
 lat_rate=${BENCH_LATENCY_RATE:-1000}
+fs_line
 bin/latency -url http://127.0.0.1:18080/webhooks/standardwebhooks -rate "$lat_rate" -n $((lat_rate * 10)) 2>"/tmp/${ns}latency.log" || cat "/tmp/${ns}latency.log"
 stop "$pid"
 drop "$ns"
