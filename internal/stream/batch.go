@@ -124,6 +124,19 @@ func (c *BatchConfig) setDefaults() error {
 	return nil
 }
 
+// options are the options of a Batch's client.
+func (c *BatchConfig) options() []kgo.Opt {
+	opts := append(c.Client.Options(), ConsumerOptions(c.Group, c.Inputs...)...)
+	opts = append(opts, c.Client.membership(c.Group)...)
+	opts = append(opts, ProducerOptions(30*time.Second)...)
+	// A batch is thousands of records, and the client fetches the next
+	// while the handler writes this one: at the default 1 MiB a partition,
+	// filling a 20,000-record batch took several fetch round trips, and the
+	// sink went at 150k rows/s where 16 MiB gave it 180-200k (bench/sink,
+	// 1,000,000 movements, 2026-12-01). 64 MiB bounds what is buffered.
+	return append(opts, kgo.BlockRebalanceOnPoll(), kgo.FetchMaxPartitionBytes(16<<20), kgo.FetchMaxBytes(64<<20))
+}
+
 // Batch consumes cfg.Inputs in cfg.Group and hands batches to h: a batch
 // is what the polls have brought when it reaches cfg.MaxRecords or when its
 // oldest record has waited cfg.Linger, whichever comes first. Up to
@@ -146,16 +159,7 @@ func Batch(ctx context.Context, cfg BatchConfig, h BatchHandler) error {
 		h = measured{h, cfg.Metrics}
 	}
 	log := cfg.Client.Logger.With("group", cfg.Group)
-	opts := append(cfg.Client.Options(), ConsumerOptions(cfg.Group, cfg.Inputs...)...)
-	opts = append(opts, cfg.Client.membership(cfg.Group)...)
-	opts = append(opts, ProducerOptions(30*time.Second)...)
-	// A batch is thousands of records, and the client fetches the next
-	// while the handler writes this one: at the default 1 MiB a partition,
-	// filling a 20,000-record batch took several fetch round trips, and the
-	// sink went at 150k rows/s where 16 MiB gave it 180-200k (bench/sink,
-	// 1,000,000 movements, 2026-12-01). 64 MiB bounds what is buffered.
-	opts = append(opts, kgo.BlockRebalanceOnPoll(), kgo.FetchMaxPartitionBytes(16<<20), kgo.FetchMaxBytes(64<<20))
-	cl, err := kgo.NewClient(opts...)
+	cl, err := kgo.NewClient(cfg.options()...)
 	if err != nil {
 		return fmt.Errorf("stream: %s: %w", cfg.Group, err)
 	}

@@ -55,9 +55,13 @@ func (c *ClientConfig) setDefaults() {
 // CONCURRENT_TRANSACTIONS now and then while the broker still writes the
 // previous transaction's markers: the stage then stood still for up to 5s
 // with its transaction open, and every read_committed stage downstream of
-// it with it. In make bench's pipeline that happened in most runs (20,000
-// webhooks took 8-13s where ingest took them in 2.5-5s). 100ms is the Java
-// client's retry.backoff.ms; a refresh is one small request to the broker.
+// it with it. Running make bench's pipeline part alone before this, the
+// last movement landed 5.2 to 7.9s after ingest took the last of 20,000
+// webhooks in four runs of eight, and 0.7 to 0.8s after in the other
+// four. 100ms is the Java client's retry.backoff.ms. The price: while a
+// topic is missing or a partition has no leader, a client asks for
+// metadata up to ten times a second instead of once in 5s (a broker that
+// does not answer is still retried with franz-go's growing backoff).
 const MetadataMinAge = 100 * time.Millisecond
 
 // Options returns the kgo options of c.
@@ -113,6 +117,12 @@ func ProducerOptions(timeout time.Duration) []kgo.Opt {
 // FetchMaxWait a stage: 50ms, against a 1s bar from acknowledgement to row
 // over four stages and the sink; two pairs of bench/latency at 1,000/s
 // moved within their noise (p99 745-1,005 ms against 1,018-1,108 ms).
+// The price is paid when idle: every consumer asks the broker twenty times
+// a second. shopstream run, idle for 30s, cost the broker 1.6-1.7s of CPU
+// and itself 0.54-0.55s, against 0.6-0.8s and 0.04-0.05s before. A wait
+// of 100ms cost 1.0-1.3s and 0.28-0.30s, and three pairs of the pipeline
+// and two of bench/latency did not tell it from 50ms, which keeps a hop
+// shorter when traffic is light.
 const (
 	FetchMinBytes = 64 << 10
 	FetchMaxWait  = 50 * time.Millisecond

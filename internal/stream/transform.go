@@ -92,6 +92,15 @@ func (c *TransformConfig) setDefaults() error {
 	return nil
 }
 
+// options are the options of a Transform's session: a group consumer
+// that produces transactionally.
+func (c *TransformConfig) options() []kgo.Opt {
+	opts := append(c.Client.Options(), ConsumerOptions(c.Group, c.Input)...)
+	opts = append(opts, c.Client.membership(c.Group)...)
+	opts = append(opts, ProducerOptions(30*time.Second)...)
+	return append(opts, kgo.TransactionalID(c.TransactionalID))
+}
+
 // Transform consumes cfg.Input in cfg.Group and hands each polled batch,
 // as runs of one key each, to h (inside cfg.Middleware) in one call, then
 // produces its outputs (and dead letters) in one Kafka
@@ -112,10 +121,7 @@ func Transform(ctx context.Context, cfg TransformConfig, h RunHandler) error {
 		h = cfg.Middleware(h)
 	}
 	log := cfg.Client.Logger.With("group", cfg.Group, "topic", cfg.Input)
-	opts := append(cfg.Client.Options(), ConsumerOptions(cfg.Group, cfg.Input)...)
-	opts = append(opts, cfg.Client.membership(cfg.Group)...)
-	opts = append(opts, ProducerOptions(30*time.Second)...)
-	opts = append(opts, kgo.TransactionalID(cfg.TransactionalID))
+	opts := cfg.options()
 	// Only the stop leaves the group: a failed session's successor rejoins
 	// under the same instance id and takes its place over.
 	var memberID string

@@ -98,31 +98,32 @@ func TestDeadLettersPassOverADeadLetter(t *testing.T) {
 	}
 }
 
-// A produce retry waits for a metadata refresh; every client of
-// ClientConfig must refresh within MetadataMinAge, not franz-go's 5s.
-func TestClientsRefreshMetadataSoonAfterAnError(t *testing.T) {
-	cl, err := ClientConfig{}.Producer(time.Second)
-	if err != nil {
+// The clients of both loops refresh metadata within MetadataMinAge of an
+// error, not franz-go's 5s, and fetch in batches of FetchMinBytes, waiting
+// no longer than FetchMaxWait: what the options say is what a loop's client
+// is built with.
+func TestLoopClientsRefreshSoonAndFetchInBatches(t *testing.T) {
+	transform := TransformConfig{Group: "g", Input: "t", DLQ: "t.dlq", TransactionalID: "g-1"}
+	batch := BatchConfig{Group: "g", Inputs: []string{"t"}}
+	if err := transform.setDefaults(); err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	if got := cl.OptValue(kgo.MetadataMinAge); got != MetadataMinAge {
-		t.Fatalf("metadata min age %v, want %v", got, MetadataMinAge)
-	}
-}
-
-// Every group consumer fetches in batches, and waits for one no longer
-// than FetchMaxWait.
-func TestConsumersFetchInBatches(t *testing.T) {
-	cl, err := kgo.NewClient(append(ClientConfig{}.Options(), ConsumerOptions("g", "t")...)...)
-	if err != nil {
+	if err := batch.setDefaults(); err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	if got := cl.OptValue(kgo.FetchMinBytes); got != int32(FetchMinBytes) {
-		t.Fatalf("fetch min bytes %v, want %d", got, FetchMinBytes)
-	}
-	if got := cl.OptValue(kgo.FetchMaxWait); got != FetchMaxWait {
-		t.Fatalf("fetch max wait %v, want %v", got, FetchMaxWait)
+	for name, opts := range map[string][]kgo.Opt{"Transform": transform.options(), "Batch": batch.options()} {
+		cl, err := kgo.NewClient(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			name      string
+			opt, want any
+		}{{"metadata min age", kgo.MetadataMinAge, MetadataMinAge}, {"fetch min bytes", kgo.FetchMinBytes, int32(FetchMinBytes)}, {"fetch max wait", kgo.FetchMaxWait, FetchMaxWait}} {
+			if got := cl.OptValue(c.opt); got != c.want {
+				t.Errorf("%s: %s is %v, want %v", name, c.name, got, c.want)
+			}
+		}
+		cl.Close()
 	}
 }
