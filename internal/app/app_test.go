@@ -135,7 +135,7 @@ func TestFlagDefaultsAreThePackagesDefaults(t *testing.T) {
 		{fs["clickhouse-db"], chsink.DefaultDB},
 		{fs["sink-max-records"], strconv.Itoa(chsink.DefaultMaxRecords)},
 		{fs["orders-max-poll-records"], "2000"},
-		{fs["inventory-max-poll-records"], "5000"},
+		{fs["inventory-max-poll-records"], "10000"},
 		{top["partitions"], "6"},
 		{top["replication"], "3"},
 	} {

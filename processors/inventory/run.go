@@ -42,10 +42,14 @@ type Config struct {
 // in turn on the 2-core development machine (2026-12-02): 5,000 gave
 // 34,634, 29,495 and 29,700 deltas/s against 21,804, 20,856 and 24,089 at
 // 2,000 in a slow hour, 66,000-71,000 against 52,000-53,000 in a fast one.
-// The orders and deliveries stages gained nothing from 5,000. Under a
-// backlog a transaction then holds 100-200 ms of work; at a steady rate a
-// batch is what one poll brings and never fills.
-const DefaultMaxPollRecords = 5000
+// The orders and deliveries stages gained nothing from 5,000. 10,000,
+// four pairs in turn later that day: 80,367-86,350 against 60,117-65,394
+// uniform (0.23 lock acquisitions a delta against 0.36), and 0.96 and 1.29
+// the rate of 5,000 for the hot SKU, 1.06 and 1.19 for Zipf; 20,000 gave
+// uniform no more. Under a backlog a transaction then holds about 120 ms
+// of work, far inside the SKU locks' 5s; at a steady rate a batch is what
+// one poll brings and never fills.
+const DefaultMaxPollRecords = 10000
 
 // RegisterFlags registers the stage's own settings.
 func (c *Config) RegisterFlags(fs *conf.FlagSet) {
