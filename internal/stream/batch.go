@@ -126,9 +126,7 @@ func (c *BatchConfig) setDefaults() error {
 
 // options are the options of a Batch's client.
 func (c *BatchConfig) options() []kgo.Opt {
-	opts := append(c.Client.Options(), ConsumerOptions(c.Group, c.Inputs...)...)
-	opts = append(opts, c.Client.membership(c.Group)...)
-	opts = append(opts, ProducerOptions(30*time.Second)...)
+	opts := c.Client.loopOptions(c.Group, c.Inputs...)
 	// A batch is thousands of records, and the client fetches the next
 	// while the handler writes this one: at the default 1 MiB a partition,
 	// filling a 20,000-record batch took several fetch round trips, and the

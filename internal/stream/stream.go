@@ -145,6 +145,15 @@ func ConsumerOptions(group string, topics ...string) []kgo.Opt {
 	}
 }
 
+// loopOptions are what the clients of both loops (Transform and Batch)
+// share: c's options, a group consumer's, the group's membership and a
+// producer's whose writes give up after 30s.
+func (c ClientConfig) loopOptions(group string, topics ...string) []kgo.Opt {
+	opts := append(c.Options(), ConsumerOptions(group, topics...)...)
+	opts = append(opts, c.membership(group)...)
+	return append(opts, ProducerOptions(30*time.Second)...)
+}
+
 type slogLogger struct{ l *slog.Logger }
 
 func (s slogLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }

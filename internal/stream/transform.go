@@ -95,10 +95,7 @@ func (c *TransformConfig) setDefaults() error {
 // options are the options of a Transform's session: a group consumer
 // that produces transactionally.
 func (c *TransformConfig) options() []kgo.Opt {
-	opts := append(c.Client.Options(), ConsumerOptions(c.Group, c.Input)...)
-	opts = append(opts, c.Client.membership(c.Group)...)
-	opts = append(opts, ProducerOptions(30*time.Second)...)
-	return append(opts, kgo.TransactionalID(c.TransactionalID))
+	return append(c.Client.loopOptions(c.Group, c.Input), kgo.TransactionalID(c.TransactionalID))
 }
 
 // Transform consumes cfg.Input in cfg.Group and hands each polled batch,
