@@ -6,6 +6,12 @@
 // same durability as ingest), and answers 200 once Kafka acknowledged. It
 // has no dedup, no mapping and no receipt; it serves on loopback until
 // killed.
+//
+// With -refuse it is the floor of the overload part instead: it answers
+// every request 503 overloaded with Retry-After, as ingest answers one
+// beyond its bound, reading nothing and writing nothing to Kafka. What a
+// refusal costs it is what any net/http server on the machine pays for an
+// answered request, and what ingest's refusal is measured against.
 package main
 
 import (
@@ -28,9 +34,16 @@ import (
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:18082", "address to serve on (loopback)")
-	topic := flag.String("topic", "", "topic to write to; required")
+	topic := flag.String("topic", "", "topic to write to; required unless -refuse")
+	refuse := flag.Bool("refuse", false, "answer every request 503 overloaded, touching nothing")
 	flag.Parse()
-	if err := run(*listen, *topic); err != nil {
+	var err error
+	if *refuse {
+		err = serveRefusals(*listen)
+	} else {
+		err = run(*listen, *topic)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "naive:", err)
 		os.Exit(1)
 	}
@@ -94,5 +107,27 @@ func run(listen, topic string) error {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"accepted"}`)
+	}))
+}
+
+// overloaded is ingest's answer to a webhook over its bound, byte for
+// byte in its body.
+var overloaded = []byte(`{"type":"urn:shopstream:problem:overloaded","title":"Service Unavailable","status":503,"detail":"too many webhooks in flight","code":"overloaded"}` + "\n")
+
+func serveRefusals(listen string) error {
+	if !strings.HasPrefix(listen, "127.") {
+		return fmt.Errorf("-listen must be a loopback address")
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Request-Id", r.Header.Get("X-Request-Id"))
+		h.Set("Retry-After", "5")
+		h.Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write(overloaded)
 	}))
 }
