@@ -61,6 +61,7 @@ fuzz:
 	$(GO) test ./ingest/providers -run '^$$' -fuzz FuzzShopify -fuzztime $(FUZZTIME)
 	$(GO) test ./ingest/providers -run '^$$' -fuzz FuzzStripe -fuzztime $(FUZZTIME)
 	$(GO) test ./ingest/providers -run '^$$' -fuzz FuzzWebflow -fuzztime $(FUZZTIME)
+	$(GO) test ./ingest -run '^$$' -fuzz FuzzResponseJSON -fuzztime $(FUZZTIME)
 
 ## bench: Go benchmarks, redis-benchmark, and the load generator against a bare handler and the pipeline
 bench: up build

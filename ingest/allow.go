@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -61,14 +60,14 @@ func contains(ranges []netip.Prefix, a netip.Addr) bool {
 
 // allow answers 403 (errForbiddenSource) to a webhook from outside
 // provider's allow-list, before anything else is done with it.
-func (s Sources) allow(provider string, reject func(context.Context, error, http.ResponseWriter), next http.Handler) http.Handler {
+func (s Sources) allow(provider string, reject func(*http.Request, error, http.ResponseWriter), next http.Handler) http.Handler {
 	ranges := s.Allow[provider]
 	if len(ranges) == 0 {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a, ok := s.client(r); !ok || !contains(ranges, a) {
-			reject(r.Context(), errForbiddenSource, w)
+			reject(r, errForbiddenSource, w)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -181,7 +181,8 @@ func TestAllowListJudgesTheTrustedClientAddress(t *testing.T) {
 	}
 	s := Sources{Allow: map[string][]netip.Prefix{"standardwebhooks": allow}, TrustedProxies: proxies}
 	reached := 0
-	h := s.allow("standardwebhooks", encodeError(time.Second, slog.Default(), func(context.Context, int, string) {}),
+	reject := encodeError(time.Second, slog.Default(), func(context.Context, int, string) {})
+	h := s.allow("standardwebhooks", func(r *http.Request, err error, w http.ResponseWriter) { reject(r.Context(), err, w) },
 		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached++ }))
 	for _, tt := range []struct {
 		name, remote, forwarded string

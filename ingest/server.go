@@ -24,6 +24,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -177,22 +178,29 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 		_, _ = io.WriteString(w, `{"status":"ready"}`)
 	})
 	slots := make(chan struct{}, cfg.MaxInFlight)
+	waits := newDeadlines(cfg.ProduceTimeout)
 	inFlight := cfg.Metrics.InFlight
 	for _, p := range cfg.Providers {
 		var limiter *rate.Limiter
 		if cfg.RateLimit > 0 {
 			limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), cfg.RateBurst)
 		}
-		s := &service{cfg: cfg, provider: p, secretHeaders: secretHeaders(p.SecretHeaders()), limiter: limiter,
+		s := &service{cfg: cfg, provider: p, waits: waits, secretHeaders: secretHeaders(p.SecretHeaders()), limiter: limiter,
 			accepted:  cfg.Metrics.Requests.WithLabelValues(p.Name(), "accepted"),
 			duplicate: cfg.Metrics.Requests.WithLabelValues(p.Name(), "duplicate"),
 			ack:       cfg.Metrics.AckSeconds.WithLabelValues(p.Name())}
 		errorEncoder := encodeError(cfg.RetryAfter, cfg.Logger, s.refused)
-		var h http.Handler = httptransport.NewServer(s.accept, s.decode, s.encodeResponse, httptransport.ServerErrorEncoder(errorEncoder))
-		h = admit(slots, inFlight, cfg.QueueWait, cfg.BodyReadTimeout, errorEncoder, h)
-		h = pause(func() bool { return cfg.Paused(p.Name()) }, errorEncoder, h)
+		// A webhook refused before decode gets its note there and then.
+		refuse := func(r *http.Request, err error, w http.ResponseWriter) {
+			errorEncoder(withNote(r.Context(), r, cfg.Now), err, w)
+		}
+		var h http.Handler = httptransport.NewServer(s.accept, s.decode, s.encodeResponse,
+			httptransport.ServerBefore(func(ctx context.Context, r *http.Request) context.Context { return withNote(ctx, r, cfg.Now) }),
+			httptransport.ServerErrorEncoder(errorEncoder))
+		h = admit(slots, inFlight, cfg.QueueWait, cfg.BodyReadTimeout, refuse, h)
+		h = pause(func() bool { return cfg.Paused(p.Name()) }, refuse, h)
 		s.count = cfg.Metrics.outcome(p.Name())
-		mux.Handle("POST /webhooks/"+p.Name(), correlate(noted(cfg.Now, cfg.Sources.allow(p.Name(), errorEncoder, h))))
+		mux.Handle("POST /webhooks/"+p.Name(), correlate(cfg.Sources.allow(p.Name(), refuse, h)))
 	}
 	unknown := cfg.Metrics.outcome("unknown")
 	errorEncoder := encodeError(cfg.RetryAfter, cfg.Logger, func(_ context.Context, _ int, code string) { unknown(code) })
@@ -215,12 +223,14 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 // than in a new context a request.
 func correlate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-Id")
-		if !usableID(id) {
-			id = newID()
-			r.Header.Set("X-Request-Id", id)
+		// The header's canonical name is written as it is, and one slice
+		// serves both, since this runs for every request.
+		id := r.Header["X-Request-Id"]
+		if len(id) == 0 || !usableID(id[0]) {
+			id = []string{newID()}
+			r.Header["X-Request-Id"] = id
 		}
-		w.Header().Set("X-Request-Id", id)
+		w.Header()["X-Request-Id"] = id[:1:1]
 		next.ServeHTTP(w, r)
 	})
 }
@@ -241,10 +251,10 @@ func usableID(id string) bool {
 
 // pause answers 503 (errPaused) to every webhook while paused says so,
 // before anything else is done with it.
-func pause(paused func() bool, reject func(context.Context, error, http.ResponseWriter), next http.Handler) http.Handler {
+func pause(paused func() bool, reject func(*http.Request, error, http.ResponseWriter), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if paused() {
-			reject(r.Context(), errPaused, w)
+			reject(r, errPaused, w)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -278,13 +288,13 @@ func (rateLimited) Is(target error) bool { return target == errRateLimited }
 // what Kafka and the CPU take queues every request until all of them time
 // out; with it, the webhooks admitted keep their latency and the excess is
 // told at once to come back, before its body is read.
-func admit(slots chan struct{}, inFlight prometheus.Gauge, wait, bodyRead time.Duration, reject func(context.Context, error, http.ResponseWriter), next http.Handler) http.Handler {
+func admit(slots chan struct{}, inFlight prometheus.Gauge, wait, bodyRead time.Duration, reject func(*http.Request, error, http.ResponseWriter), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case slots <- struct{}{}:
 		default:
 			if wait <= 0 {
-				reject(r.Context(), errOverloaded, w)
+				reject(r, errOverloaded, w)
 				return
 			}
 			t := time.NewTimer(wait)
@@ -292,11 +302,11 @@ func admit(slots chan struct{}, inFlight prometheus.Gauge, wait, bodyRead time.D
 			case slots <- struct{}{}:
 				t.Stop()
 			case <-t.C:
-				reject(r.Context(), errOverloaded, w)
+				reject(r, errOverloaded, w)
 				return
 			case <-r.Context().Done():
 				t.Stop()
-				reject(r.Context(), errOverloaded, w)
+				reject(r, errOverloaded, w)
 				return
 			}
 		}
@@ -310,6 +320,8 @@ func admit(slots chan struct{}, inFlight prometheus.Gauge, wait, bodyRead time.D
 type service struct {
 	cfg      HandlerConfig
 	provider providers.Provider
+	// waits bounds each write's wait for Kafka, shared by every provider.
+	waits *deadlines
 	// secretHeaders are the canonical names of the headers a receipt
 	// drops: the provider's signatures and any credentials.
 	secretHeaders map[string]bool
@@ -335,14 +347,13 @@ type note struct {
 
 type noteKey struct{}
 
-// noted gives every request a note in its context, where decode adds the
-// delivery once verified and the error encoder, called with the request's
-// context by every layer, reads it.
-func noted(now func() time.Time, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := &note{receivedAt: now(), size: max(r.ContentLength, 0), correlationID: r.Header.Get("X-Request-Id")}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), noteKey{}, n)))
-	})
+// withNote gives a request its note in ctx, where decode adds the delivery
+// once verified and the error encoder reads it. It is given the context
+// go-kit passes to decode, to the endpoint and to the error encoder, or,
+// for a webhook refused before decode, the request's own: a request with a
+// new context is a copy of the request, which every webhook would pay.
+func withNote(ctx context.Context, r *http.Request, now func() time.Time) context.Context {
+	return context.WithValue(ctx, noteKey{}, &note{receivedAt: now(), size: max(r.ContentLength, 0), correlationID: r.Header.Get("X-Request-Id")})
 }
 
 func noteOf(ctx context.Context) *note {
@@ -395,8 +406,9 @@ type delivery struct {
 
 // decode reads, verifies and maps one request. Nothing is written before a
 // delivery has passed all three.
-func (s *service) decode(_ context.Context, r *http.Request) (any, error) {
-	receivedAt := s.cfg.Now()
+func (s *service) decode(ctx context.Context, r *http.Request) (any, error) {
+	n := noteOf(ctx)
+	receivedAt := n.receivedAt
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return nil, errContentType
 	}
@@ -411,18 +423,13 @@ func (s *service) decode(_ context.Context, r *http.Request) (any, error) {
 	if err := overLimit(s.limiter); err != nil {
 		return nil, err
 	}
-	n := noteOf(r.Context())
-	if n != nil {
-		n.size, n.deliveryID = int64(len(body)), d.ID
-	}
+	n.size, n.deliveryID = int64(len(body)), d.ID
 	m, err := s.provider.Map(d, body)
-	if n != nil {
-		n.eventType = m.Type
-	}
+	n.eventType = m.Type
 	if err != nil {
 		return nil, err
 	}
-	corr := r.Header.Get("X-Request-Id")
+	corr := n.correlationID
 	at := receivedAt.UTC().Truncate(time.Millisecond)
 	if e := m.Order; e != nil {
 		e.ReceivedAt, e.CorrelationID = at, corr
@@ -498,12 +505,9 @@ func (s *service) write(rec *kgo.Record, done func(error)) error {
 	result := make(chan error, 1)
 	// The context bounds the wait for buffer space and a record not yet
 	// sent, and the wait here; it must outlive this request, so it ends by
-	// its own deadline or once Kafka answered.
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProduceTimeout)
-	s.cfg.Producer.Produce(ctx, rec, func(_ *kgo.Record, err error) {
-		result <- err
-		cancel()
-	})
+	// its own deadline.
+	ctx := s.waits.context(time.Now())
+	s.cfg.Producer.Produce(ctx, rec, func(_ *kgo.Record, err error) { result <- err })
 	select {
 	case err := <-result:
 		return s.written(err, done)
@@ -559,14 +563,47 @@ type response struct {
 	receivedAt time.Time
 }
 
-func (s *service) encodeResponse(ctx context.Context, w http.ResponseWriter, resp any) error {
-	if r := resp.(response); r.Status == "accepted" {
+func (s *service) encodeResponse(_ context.Context, w http.ResponseWriter, resp any) error {
+	r := resp.(response)
+	if r.Status == "accepted" {
 		s.accepted.Inc()
 		s.ack.Observe(time.Since(r.receivedAt).Seconds())
 	} else {
 		s.duplicate.Inc()
 	}
-	return httptransport.EncodeJSONResponse(ctx, w, resp)
+	w.Header()["Content-Type"] = jsonContentType
+	_, err := w.Write(r.appendJSON(make([]byte, 0, 64)))
+	return err
+}
+
+var jsonContentType = []string{"application/json; charset=utf-8"}
+
+// appendJSON appends what encoding/json's Encoder writes for r. Every
+// acceptance is answered with it, so the delivery ids providers use
+// (visible ASCII with nothing to escape) are copied as they are; any other
+// id goes through encoding/json.
+func (r response) appendJSON(b []byte) []byte {
+	b = append(b, `{"status":"`...)
+	b = append(b, r.Status...)
+	b = append(b, `","delivery_id":`...)
+	if plainJSON(r.DeliveryID) {
+		b = append(append(append(b, '"'), r.DeliveryID...), '"')
+	} else {
+		id, _ := json.Marshal(r.DeliveryID)
+		b = append(b, id...)
+	}
+	return append(b, "}\n"...)
+}
+
+// plainJSON says whether encoding/json writes s between quotes unchanged.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < ' ' || c > '~', c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 // newID is a correlation id for a request that brought none: it needs to be
