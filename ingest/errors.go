@@ -87,33 +87,66 @@ func classify(err error) (status int, code string, retry bool) {
 // encodeError writes err as problem details. The detail is the error's
 // text, which this package composes without quoting payloads or secrets;
 // Kafka's detail stays in the log.
-// refused is told every answer's status and code, with the request's
-// context.
+// refused is told every answer's status and code, with the context the
+// error encoder is given.
 func encodeError(retryAfter time.Duration, log *slog.Logger, refused func(ctx context.Context, status int, code string)) func(context.Context, error, http.ResponseWriter) {
 	return func(ctx context.Context, err error, w http.ResponseWriter) {
-		status, code, retry := classify(err)
-		refused(ctx, status, code)
-		body := Problem{Type: problemType(code), Title: http.StatusText(status), Status: status, Detail: err.Error(), Code: code}
+		a := answerTo(err, retryAfter)
+		refused(ctx, a.status, a.code)
 		// An overload or a pause is answered thousands of times a second;
 		// one line each would make it worse. Their count is in the metrics.
-		if (status >= 500 || status == http.StatusConflict) && !errors.Is(err, errOverloaded) && !errors.Is(err, errPaused) {
-			log.Warn("webhook not accepted", "status", status, "code", code, "correlation_id", w.Header().Get("X-Request-Id"), "err", err)
-			switch {
-			case errors.Is(err, errUnavailable):
-				body.Detail = errUnavailable.Error()
-			case status == http.StatusInternalServerError:
-				body.Detail = "internal error"
-			}
+		if (a.status >= 500 || a.status == http.StatusConflict) && !errors.Is(err, errOverloaded) && !errors.Is(err, errPaused) {
+			log.Warn("webhook not accepted", "status", a.status, "code", a.code, "correlation_id", w.Header().Get("X-Request-Id"), "err", err)
 		}
-		var limited rateLimited
-		switch {
-		case errors.As(err, &limited):
-			w.Header().Set("Retry-After", strconv.Itoa(int(max(1, math.Ceil(limited.after.Seconds())))))
-		case retry:
-			w.Header().Set("Retry-After", strconv.Itoa(int(max(1, math.Ceil(retryAfter.Seconds())))))
-		}
-		w.Header().Set("Content-Type", "application/problem+json")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(body)
+		a.write(w)
 	}
+}
+
+// errorAnswer is what an error is answered with. One that says nothing of the
+// request it refuses can be made once and written many times (an
+// overload's, in admit).
+type errorAnswer struct {
+	status int
+	code   string
+	// retryAfter is the Retry-After header's value, nil when there is none.
+	retryAfter []string
+	body       []byte
+}
+
+func answerTo(err error, retryAfter time.Duration) errorAnswer {
+	status, code, retry := classify(err)
+	body := Problem{Type: problemType(code), Title: http.StatusText(status), Status: status, Detail: err.Error(), Code: code}
+	switch {
+	case errors.Is(err, errUnavailable):
+		body.Detail = errUnavailable.Error()
+	case status == http.StatusInternalServerError:
+		body.Detail = "internal error"
+	}
+	a := errorAnswer{status: status, code: code}
+	var limited rateLimited
+	switch {
+	case errors.As(err, &limited):
+		a.retryAfter = []string{strconv.Itoa(int(max(1, math.Ceil(limited.after.Seconds()))))}
+	case retry:
+		a.retryAfter = []string{strconv.Itoa(int(max(1, math.Ceil(retryAfter.Seconds()))))}
+	}
+	// What json.Encoder writes, as the answers have always been written.
+	b, _ := json.Marshal(body)
+	a.body = append(b, '\n')
+	return a
+}
+
+var problemContentType = []string{"application/problem+json"}
+
+// write writes a. Its header values are shared by every answer it writes:
+// each is a slice of one value, which net/http only reads and an Add would
+// copy.
+func (a errorAnswer) write(w http.ResponseWriter) {
+	h := w.Header()
+	if a.retryAfter != nil {
+		h["Retry-After"] = a.retryAfter
+	}
+	h["Content-Type"] = problemContentType
+	w.WriteHeader(a.status)
+	_, _ = w.Write(a.body)
 }

@@ -179,6 +179,7 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 	})
 	slots := make(chan struct{}, cfg.MaxInFlight)
 	waits := newDeadlines(cfg.ProduceTimeout)
+	overloaded := answerTo(errOverloaded, cfg.RetryAfter)
 	inFlight := cfg.Metrics.InFlight
 	for _, p := range cfg.Providers {
 		var limiter *rate.Limiter
@@ -190,14 +191,22 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 			duplicate: cfg.Metrics.Requests.WithLabelValues(p.Name(), "duplicate"),
 			ack:       cfg.Metrics.AckSeconds.WithLabelValues(p.Name())}
 		errorEncoder := encodeError(cfg.RetryAfter, cfg.Logger, s.refused)
-		// A webhook refused before decode gets its note there and then.
+		// The allow-list and the pause refuse outside go-kit, which gives
+		// the note only to what it decodes, and their refusals are
+		// reported with it.
 		refuse := func(r *http.Request, err error, w http.ResponseWriter) {
 			errorEncoder(withNote(r.Context(), r, cfg.Now), err, w)
 		}
 		var h http.Handler = httptransport.NewServer(s.accept, s.decode, s.encodeResponse,
 			httptransport.ServerBefore(func(ctx context.Context, r *http.Request) context.Context { return withNote(ctx, r, cfg.Now) }),
 			httptransport.ServerErrorEncoder(errorEncoder))
-		h = admit(slots, inFlight, cfg.QueueWait, cfg.BodyReadTimeout, refuse, h)
+		// An overload is not reported (refused says why), so its answer,
+		// the same every time, is made once.
+		overloads := cfg.Metrics.Requests.WithLabelValues(p.Name(), "overloaded")
+		h = admit(slots, inFlight, cfg.QueueWait, cfg.BodyReadTimeout, func(w http.ResponseWriter) {
+			overloads.Inc()
+			overloaded.write(w)
+		}, h)
 		h = pause(func() bool { return cfg.Paused(p.Name()) }, refuse, h)
 		s.count = cfg.Metrics.outcome(p.Name())
 		mux.Handle("POST /webhooks/"+p.Name(), correlate(cfg.Sources.allow(p.Name(), refuse, h)))
@@ -218,13 +227,14 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 // when it sent a usable one, else a new one. It is echoed in the answer's
 // X-Request-Id, carried in the Kafka record's correlation.id header and in
 // every log line about the webhook, so one id follows it from the
-// provider's log to ClickHouse. The id rides on the request's and the
-// answer's own headers, where decode and the error encoder read it, rather
-// than in a new context a request.
+// provider's log to ClickHouse. The id rides on the request's header, where
+// the note (withNote) takes it, and on the answer's, where the error
+// encoder's log line reads it.
 func correlate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The header's canonical name is written as it is, and one slice
-		// serves both, since this runs for every request.
+		// Every request passes here: the map is indexed by the header's
+		// canonical name rather than through Set's canonicalization, and
+		// one slice serves both headers.
 		id := r.Header["X-Request-Id"]
 		if len(id) == 0 || !usableID(id[0]) {
 			id = []string{newID()}
@@ -288,13 +298,13 @@ func (rateLimited) Is(target error) bool { return target == errRateLimited }
 // what Kafka and the CPU take queues every request until all of them time
 // out; with it, the webhooks admitted keep their latency and the excess is
 // told at once to come back, before its body is read.
-func admit(slots chan struct{}, inFlight prometheus.Gauge, wait, bodyRead time.Duration, reject func(*http.Request, error, http.ResponseWriter), next http.Handler) http.Handler {
+func admit(slots chan struct{}, inFlight prometheus.Gauge, wait, bodyRead time.Duration, reject func(http.ResponseWriter), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case slots <- struct{}{}:
 		default:
 			if wait <= 0 {
-				reject(r, errOverloaded, w)
+				reject(w)
 				return
 			}
 			t := time.NewTimer(wait)
@@ -302,11 +312,11 @@ func admit(slots chan struct{}, inFlight prometheus.Gauge, wait, bodyRead time.D
 			case slots <- struct{}{}:
 				t.Stop()
 			case <-t.C:
-				reject(r, errOverloaded, w)
+				reject(w)
 				return
 			case <-r.Context().Done():
 				t.Stop()
-				reject(r, errOverloaded, w)
+				reject(w)
 				return
 			}
 		}
@@ -320,7 +330,8 @@ func admit(slots chan struct{}, inFlight prometheus.Gauge, wait, bodyRead time.D
 type service struct {
 	cfg      HandlerConfig
 	provider providers.Provider
-	// waits bounds each write's wait for Kafka, shared by every provider.
+	// waits bounds each write's wait for Kafka. It is shared by every
+	// provider, so that more writes share each tick's context.
 	waits *deadlines
 	// secretHeaders are the canonical names of the headers a receipt
 	// drops: the provider's signatures and any credentials.
@@ -349,9 +360,11 @@ type noteKey struct{}
 
 // withNote gives a request its note in ctx, where decode adds the delivery
 // once verified and the error encoder reads it. It is given the context
-// go-kit passes to decode, to the endpoint and to the error encoder, or,
-// for a webhook refused before decode, the request's own: a request with a
-// new context is a copy of the request, which every webhook would pay.
+// go-kit passes to decode, to the endpoint and to the error encoder
+// (ServerBefore; decode relies on it), or, for a webhook refused before
+// decode, the request's own: a request with a new context is a copy of the
+// request, which every webhook would pay. The note's receivedAt is then
+// taken once admitted, the time the receipt and the signature check use.
 func withNote(ctx context.Context, r *http.Request, now func() time.Time) context.Context {
 	return context.WithValue(ctx, noteKey{}, &note{receivedAt: now(), size: max(r.ContentLength, 0), correlationID: r.Header.Get("X-Request-Id")})
 }
@@ -496,7 +509,8 @@ func (s *service) settle(key string, err error) {
 }
 
 // write produces rec and returns nil once Kafka acknowledged it, or
-// errUnavailable when it failed or ProduceTimeout passed first. done is
+// errUnavailable when it failed or ProduceTimeout passed first (waits may
+// add up to a hundredth of it). done is
 // called once with the final outcome, whenever Kafka gives it: before write
 // returns if it came in time, else on a goroutine that waits for it. It is
 // never called on the producer's promise goroutine, which runs every
@@ -576,12 +590,15 @@ func (s *service) encodeResponse(_ context.Context, w http.ResponseWriter, resp 
 	return err
 }
 
+// jsonContentType is shared by every answer, which saves an allocation
+// each; net/http only reads it, and Header.Add would copy it.
 var jsonContentType = []string{"application/json; charset=utf-8"}
 
 // appendJSON appends what encoding/json's Encoder writes for r. Every
 // acceptance is answered with it, so the delivery ids providers use
 // (visible ASCII with nothing to escape) are copied as they are; any other
-// id goes through encoding/json.
+// id goes through encoding/json. The status is one of this file's
+// constants, which need no escaping.
 func (r response) appendJSON(b []byte) []byte {
 	b = append(b, `{"status":"`...)
 	b = append(b, r.Status...)

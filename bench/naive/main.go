@@ -20,9 +20,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -124,7 +126,11 @@ func serveRefusals(listen string) error {
 	}
 	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("X-Request-Id", r.Header.Get("X-Request-Id"))
+		id := r.Header.Get("X-Request-Id")
+		if id == "" {
+			id = strconv.FormatUint(rand.Uint64(), 16)
+		}
+		h.Set("X-Request-Id", id)
 		h.Set("Retry-After", "5")
 		h.Set("Content-Type", "application/problem+json")
 		w.WriteHeader(http.StatusServiceUnavailable)
