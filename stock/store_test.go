@@ -16,6 +16,15 @@ import (
 	"github.com/shopstream/shopstream/schemas/avro"
 )
 
+// newStore gives a test a Store in a namespace of its own on the test
+// Redis, with the client and the namespace for the test's own checks.
+func newStore(t *testing.T) (*Store, *redis.Client, string) {
+	t.Helper()
+	rdb := testenv.Redis(t)
+	prefix := testenv.Namespace(t)
+	return NewStore(rdb, StoreConfig{Prefix: prefix}), rdb, prefix
+}
+
 // apply applies one delta, as a run of one.
 func apply(ctx context.Context, s *Store, d Delta, now time.Time) (Outcome, error) {
 	outs, err := s.ApplyRuns(ctx, []Run{{SKU: d.SKU, Deltas: []Delta{d}}}, now)
@@ -26,10 +35,8 @@ func apply(ctx context.Context, s *Store, d Delta, now time.Time) (Outcome, erro
 }
 
 func TestApplyOnceAndRefuse(t *testing.T) {
-	rdb := testenv.Redis(t)
+	s, _, _ := newStore(t)
 	ctx := context.Background()
-	prefix := testenv.Namespace(t)
-	s := NewStore(rdb, StoreConfig{Prefix: prefix})
 	now := time.UnixMilli(1700000000000).UTC()
 
 	steps := []struct {
@@ -76,9 +83,8 @@ func TestApplyOnceAndRefuse(t *testing.T) {
 // A restock gives back only a sale that was applied: restocking a refused
 // sale would create stock that never left.
 func TestRestockOfARefusedSaleIsRefused(t *testing.T) {
-	rdb := testenv.Redis(t)
+	s, _, _ := newStore(t)
 	ctx := context.Background()
-	s := NewStore(rdb, StoreConfig{Prefix: testenv.Namespace(t)})
 	steps := []struct {
 		d      Delta
 		status string
@@ -103,10 +109,8 @@ func TestRestockOfARefusedSaleIsRefused(t *testing.T) {
 }
 
 func TestBackorderAllowsNegativeStock(t *testing.T) {
-	rdb := testenv.Redis(t)
+	s, rdb, prefix := newStore(t)
 	ctx := context.Background()
-	prefix := testenv.Namespace(t)
-	s := NewStore(rdb, StoreConfig{Prefix: prefix})
 	rdb.Set(ctx, KeysFor(prefix, "PRE").Backorder, "1", 0)
 	out, err := apply(ctx, s, Delta{ID: "o:1:sale", SKU: "PRE", Quantity: -4}, time.Now())
 	if err != nil {
@@ -120,10 +124,8 @@ func TestBackorderAllowsNegativeStock(t *testing.T) {
 // Many workers race on one SKU with overlapping delta ids: each id applies
 // once, and the stock is exactly the sum of the distinct ids.
 func TestConcurrentApplyIsExact(t *testing.T) {
-	rdb := testenv.Redis(t)
+	s, rdb, prefix := newStore(t)
 	ctx := context.Background()
-	prefix := testenv.Namespace(t)
-	s := NewStore(rdb, StoreConfig{Prefix: prefix})
 	const ids, workers = 200, 8
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -174,9 +176,8 @@ func TestValidSKU(t *testing.T) {
 // repeated within a run applies once, a restock sees the sale before it in
 // the same run, and two runs of one SKU apply as one, in the order given.
 func TestApplyRunsInOrderAcrossSKUs(t *testing.T) {
-	rdb := testenv.Redis(t)
+	s, rdb, _ := newStore(t)
 	ctx := context.Background()
-	s := NewStore(rdb, StoreConfig{Prefix: testenv.Namespace(t)})
 	now := time.UnixMilli(1700000000000).UTC()
 	outs, err := s.ApplyRuns(ctx, []Run{
 		{SKU: "A", Deltas: []Delta{{ID: "seed-A", SKU: "A", Quantity: 2}, {ID: "o1:1:sale", SKU: "A", Quantity: -2},
@@ -288,9 +289,8 @@ func TestBusyLockIsWaitedForThenRefused(t *testing.T) {
 // After Redis forgets its scripts (a restart), a batch loads apply.lua and
 // applies, once.
 func TestAppliesAfterScriptFlush(t *testing.T) {
-	rdb := testenv.Redis(t)
+	s, rdb, _ := newStore(t)
 	ctx := context.Background()
-	s := NewStore(rdb, StoreConfig{Prefix: testenv.Namespace(t)})
 	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -302,9 +302,8 @@ func TestAppliesAfterScriptFlush(t *testing.T) {
 // A batch of more SKUs and deltas than one script call carries is split
 // into several calls, and every run still applies once, in order.
 func TestApplyRunsAcrossManyCalls(t *testing.T) {
-	rdb := testenv.Redis(t)
+	s, _, _ := newStore(t)
 	ctx := context.Background()
-	s := NewStore(rdb, StoreConfig{Prefix: testenv.Namespace(t)})
 	var runs []Run
 	for i := range 3 * callSKUs {
 		sku := fmt.Sprintf("M-%d", i)
@@ -342,10 +341,8 @@ func TestApplyRunsAcrossManyCalls(t *testing.T) {
 // changes nothing and its lock is left to its new holder; the batch fails
 // with ErrLockLost, and applying it again applies the rest once.
 func TestLostLockInACallOfManyFencesItsSKUOnly(t *testing.T) {
-	rdb := testenv.Redis(t)
+	s, rdb, prefix := newStore(t)
 	ctx := context.Background()
-	prefix := testenv.Namespace(t)
-	s := NewStore(rdb, StoreConfig{Prefix: prefix})
 	runs := []Run{
 		{SKU: "P", Deltas: []Delta{{ID: "p", SKU: "P", Quantity: 1}}},
 		{SKU: "Q", Deltas: []Delta{{ID: "q", SKU: "Q", Quantity: 1}}},
@@ -420,10 +417,8 @@ func TestRingCallsHoldOneSKU(t *testing.T) {
 }
 
 func TestLevelsReadOnHandAndReserved(t *testing.T) {
-	rdb := testenv.Redis(t)
+	s, rdb, ns := newStore(t)
 	ctx := context.Background()
-	ns := testenv.Namespace(t)
-	s := NewStore(rdb, StoreConfig{Prefix: ns})
 	k := KeysFor(ns, "L")
 	if err := rdb.MSet(ctx, k.Stock, 10, k.Reserved, 3).Err(); err != nil {
 		t.Fatal(err)
@@ -443,10 +438,8 @@ func TestLevelsReadOnHandAndReserved(t *testing.T) {
 // recorded before reservations existed reserved nothing, so its release
 // gives back stock without touching reserved.
 func TestReservations(t *testing.T) {
-	rdb := testenv.Redis(t)
+	s, rdb, ns := newStore(t)
 	ctx := context.Background()
-	ns := testenv.Namespace(t)
-	s := NewStore(rdb, StoreConfig{Prefix: ns})
 	now := time.UnixMilli(1_780_000_000_000)
 	level := func() Level {
 		t.Helper()
@@ -512,10 +505,8 @@ func TestReservations(t *testing.T) {
 // batch finds its deltas decided and the stock they left, and applies
 // only the rest.
 func TestFailureInACallLeavesEarlierSKUsWhole(t *testing.T) {
-	rdb := testenv.Redis(t)
+	s, rdb, prefix := newStore(t)
 	ctx := context.Background()
-	prefix := testenv.Namespace(t)
-	s := NewStore(rdb, StoreConfig{Prefix: prefix})
 	runs := []Run{
 		{SKU: "A", Deltas: []Delta{{ID: "a1", SKU: "A", Quantity: 5}, {ID: "a2", SKU: "A", Quantity: -2}}},
 		{SKU: "B", Deltas: []Delta{{ID: "b1", SKU: "B", Quantity: 7}}},
