@@ -113,7 +113,8 @@ func run(listen, topic string) error {
 }
 
 // overloaded is ingest's answer to a webhook over its bound, byte for
-// byte in its body.
+// byte in its body (TestRefusalIsIngestsOverloadAnswer holds the two
+// together).
 var overloaded = []byte(`{"type":"urn:shopstream:problem:overloaded","title":"Service Unavailable","status":503,"detail":"too many webhooks in flight","code":"overloaded"}` + "\n")
 
 func serveRefusals(listen string) error {
@@ -124,16 +125,18 @@ func serveRefusals(listen string) error {
 	if err != nil {
 		return err
 	}
-	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		id := r.Header.Get("X-Request-Id")
-		if id == "" {
-			id = strconv.FormatUint(rand.Uint64(), 16)
-		}
-		h.Set("X-Request-Id", id)
-		h.Set("Retry-After", "5")
-		h.Set("Content-Type", "application/problem+json")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write(overloaded)
-	}))
+	return http.Serve(ln, http.HandlerFunc(refuse))
+}
+
+func refuse(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	id := r.Header.Get("X-Request-Id")
+	if id == "" {
+		id = strconv.FormatUint(rand.Uint64(), 16)
+	}
+	h.Set("X-Request-Id", id)
+	h.Set("Retry-After", "5")
+	h.Set("Content-Type", "application/problem+json")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write(overloaded)
 }
