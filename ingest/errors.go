@@ -93,9 +93,10 @@ func encodeError(retryAfter time.Duration, log *slog.Logger, refused func(ctx co
 	return func(ctx context.Context, err error, w http.ResponseWriter) {
 		a := answerTo(err, retryAfter)
 		refused(ctx, a.status, a.code)
-		// An overload or a pause is answered thousands of times a second;
-		// one line each would make it worse. Their count is in the metrics.
-		if (a.status >= 500 || a.status == http.StatusConflict) && !errors.Is(err, errOverloaded) && !errors.Is(err, errPaused) {
+		// A pause is answered thousands of times a second, as an overload
+		// is (admit writes that answer itself); one line each would make it
+		// worse. Its count is in the metrics.
+		if (a.status >= 500 || a.status == http.StatusConflict) && !errors.Is(err, errPaused) {
 			log.Warn("webhook not accepted", "status", a.status, "code", a.code, "correlation_id", w.Header().Get("X-Request-Id"), "err", err)
 		}
 		a.write(w)

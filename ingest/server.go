@@ -374,14 +374,15 @@ func noteOf(ctx context.Context) *note {
 	return n
 }
 
-// refused counts a refusal and reports it on the outcomes topic. An
-// overload is not reported, nor is Kafka's own failure: the one is refused
-// thousands of times a second precisely so that it costs next to nothing,
-// and the other would be written to the Kafka that just failed. Both are
-// counted in the metrics.
+// refused counts a refusal and reports it on the outcomes topic, except
+// Kafka's own failure, which would be written to the Kafka that just
+// failed; it is counted in the metrics. An overload does not come here:
+// admit answers it with an answer made once and only counts it, since it
+// is refused thousands of times a second precisely so that it costs next
+// to nothing.
 func (s *service) refused(ctx context.Context, status int, code string) {
 	s.count(code)
-	if code != "overloaded" && code != "unavailable" {
+	if code != "unavailable" {
 		s.report(ctx, avro.OutcomeRejected, code, status)
 	}
 }
