@@ -126,6 +126,9 @@ sent() { sed -n 's/.*: \([0-9]*\)\/s, [0-9]* accepted\/s.*/\1/p'; }
 sent_p99() { sed -n 's/.* p99 \([^ ]*\) from the send.*/\1/p'; }
 # answered reads how many webhooks a run sent from its summary line.
 answered() { sed -n 's/.*: \([0-9]*\) webhooks, .*/\1/p' | head -1; }
+# refusals reads how many of them were answered 503, from its line of
+# refusals.
+refusals() { sed -n 's/.*: \([0-9]*\) answered 503.*/\1/p'; }
 # cpu_ticks sums the CPU time (user and system, in clock ticks) the
 # processes have used so far.
 ticks=$(getconf CLK_TCK)
@@ -176,7 +179,7 @@ rss=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$ingest_pid/status")
 awk -v g="$(accepted <<<"$line")" -v p="$peak" -v o="$over" -v sent="$(sent <<<"$line")" -v r="$rss" \
   -v p99i="$(sed -n 's/.* p99 \([^ ]*\) max .* from the intended.*/\1/p' <<<"$refused")" \
   -v p99s="$(sent_p99 <<<"$refused")" \
-  -v n="$(sed -n 's/.*: \([0-9]*\) answered 503.*/\1/p' <<<"$refused")" \
+  -v n="$(refusals <<<"$refused")" \
   -v bare="$(sed -n 's/.*, \([0-9]*\) without Retry-After.*/\1/p' <<<"$refused")" \
   'BEGIN { printf "ingest overload at %d/s (2x peak %d/s; the client sent %d/s): goodput %d accepted/s (%.0f%% of peak), %d answered 503 (p99 %s from the send, %s from the intended time; %d without Retry-After), ingest peak RSS %d MB\n", o, p, sent, g, 100*g/p, n, p99s, p99i, bare, r }'
 # The same, with the client kept off the cores of what it measures: the
@@ -245,8 +248,8 @@ else
         echo "$floor_line"
         awk -v ticks="$ticks" -v peak_used="$peak_used" -v ni="$NI" -v p="$pinned_peak" \
           -v used=$((t1 - t0)) -v all="$(answered <<<"$line")" -v g="$(accepted <<<"$line")" -v sent="$(sent <<<"$line")" \
-          -v n="$(sed -n 's/.*: \([0-9]*\) answered 503.*/\1/p' <<<"$refused")" \
-          -v fused=$((f1 - f0)) -v fn="$(sed -n 's/.*: \([0-9]*\) answered 503.*/\1/p' <<<"$floor_line")" \
+          -v n="$(refusals <<<"$refused")" \
+          -v fused=$((f1 - f0)) -v fn="$(refusals <<<"$floor_line")" \
           -v fp99="$(sent_p99 <<<"$(grep 'answered 503' <<<"$floor_line" || true)")" \
           'BEGIN {
              if (n == 0 || fn == 0 || sent == 0) { print "ingest overload floor: no refusals to measure"; exit }
