@@ -127,14 +127,20 @@ func answerTo(err error, retryAfter time.Duration) errorAnswer {
 	var limited rateLimited
 	switch {
 	case errors.As(err, &limited):
-		a.retryAfter = []string{strconv.Itoa(int(max(1, math.Ceil(limited.after.Seconds()))))}
+		a.retryAfter = retryAfterHeader(limited.after)
 	case retry:
-		a.retryAfter = []string{strconv.Itoa(int(max(1, math.Ceil(retryAfter.Seconds()))))}
+		a.retryAfter = retryAfterHeader(retryAfter)
 	}
 	// What json.Encoder writes, as the answers have always been written.
 	b, _ := json.Marshal(body)
 	a.body = append(b, '\n')
 	return a
+}
+
+// retryAfterHeader is Retry-After's value for a wait of d: whole seconds,
+// rounded up, and at least one, so that a client never retries at once.
+func retryAfterHeader(d time.Duration) []string {
+	return []string{strconv.Itoa(int(max(1, math.Ceil(d.Seconds()))))}
 }
 
 var problemContentType = []string{"application/problem+json"}
