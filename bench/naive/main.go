@@ -21,7 +21,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -82,11 +81,7 @@ func run(listen, topic string) error {
 		return err
 	}
 	defer prod.Close()
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return err
-	}
-	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.ListenAndServe(listen, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
 		if err != nil {
 			http.Error(w, "body", http.StatusRequestEntityTooLarge)
@@ -121,11 +116,7 @@ func serveRefusals(listen string) error {
 	if !strings.HasPrefix(listen, "127.") {
 		return fmt.Errorf("-listen must be a loopback address")
 	}
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return err
-	}
-	return http.Serve(ln, http.HandlerFunc(refuse))
+	return http.ListenAndServe(listen, http.HandlerFunc(refuse))
 }
 
 func refuse(w http.ResponseWriter, r *http.Request) {
